@@ -1,0 +1,56 @@
+# Every target sets up .venv first (Python 3.11, pinned by requirements.lock).
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+export DAGSTER_HOME := $(CURDIR)/dagster_home
+
+.PHONY: setup demo sync simulator dev check-defs lint format typecheck unit-tests test lock clean
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)  ## several syncs of the embedded simulator, then what landed
+	$(BIN)/drs-pipeline demo
+
+sync: $(STAMP)  ## one sync of the configured projects (embedded simulator if none)
+	$(BIN)/drs-pipeline sync
+
+simulator: $(STAMP)  ## the DRS simulator on http://127.0.0.1:8600 (token from DRS_AUTH_TOKEN)
+	$(BIN)/drs-pipeline simulator --port 8600
+
+dev: $(STAMP)  ## Dagster UI and daemon on http://127.0.0.1:3000
+	$(BIN)/dg dev --host 127.0.0.1 --port 3000
+
+check-defs: $(STAMP)
+	$(BIN)/dg check defs
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit-tests: $(STAMP)
+	$(BIN)/pytest -n 2 -m "not slow"
+
+test: lint typecheck  ## everything CI runs
+	$(BIN)/pytest -n 2
+
+lock:  ## re-resolve the pins from pyproject.toml into requirements.lock
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet -e '.[dev]'
+	.lock-venv/bin/python -m pip freeze --exclude-editable > requirements.lock
+	rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

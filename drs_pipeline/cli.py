@@ -1,0 +1,253 @@
+"""``drs-pipeline``: sync, demo and simulator from the command line.
+
+``sync`` and ``demo`` materialize the same Dagster assets the daemon runs,
+in-process, so the command line and the schedule can never drift apart.
+
+Exit codes: 0 every project ok; 1 some project failed or was incomplete (the
+others still landed); 2 a configuration error (nothing was requested).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from drs_pipeline.config import (
+    ConfigError,
+    Settings,
+    duckdb_path,
+    embedded_simulator_settings,
+    load_settings,
+    load_settings_file,
+)
+
+EXIT_OK, EXIT_NOT_OK, EXIT_CONFIG = 0, 1, 2
+
+log = logging.getLogger("drs_pipeline.cli")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    # Our progress at INFO; libraries (httpx logs every request, alembic every
+    # migration step) only when something is wrong.
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    logging.getLogger("drs_pipeline").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    command: int = args.handler(args)
+    return command
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="drs-pipeline", description="History of Huawei Cloud DRS batch async jobs."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every page")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    sync = commands.add_parser("sync", help="sync every configured project once")
+    sync.add_argument(
+        "--config", type=Path, help="configuration file (default: $DRS_CONFIG, else ./drs.yaml)"
+    )
+    sync.add_argument("--database", type=Path, help="DuckDB file (default: $DRS_DUCKDB_PATH)")
+    sync.set_defaults(handler=_sync_command)
+
+    demo = commands.add_parser("demo", help="run the whole product on the embedded simulator")
+    demo.add_argument("--syncs", type=int, default=4, help="syncs to run (default 4)")
+    demo.add_argument(
+        "--interval", type=float, default=3.0, help="seconds between syncs (default 3)"
+    )
+    demo.add_argument("--database", type=Path, help="DuckDB file (default: $DRS_DUCKDB_PATH)")
+    demo.set_defaults(handler=_demo_command)
+
+    simulator = commands.add_parser("simulator", help="serve the DRS simulator over HTTP")
+    simulator.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
+    simulator.add_argument("--port", type=int, default=8600)
+    simulator.add_argument("--seed", type=int, default=42)
+    simulator.add_argument("--speed", type=float, default=60.0, help="world seconds per second")
+    simulator.add_argument(
+        "--token-env",
+        default="DRS_AUTH_TOKEN",
+        help="environment variable holding the one token the simulator accepts",
+    )
+    simulator.add_argument("--latency-ms", type=float, default=0.0)
+    simulator.add_argument("--rate-429", type=float, default=0.0)
+    simulator.add_argument("--retry-after", default="1", help="Retry-After sent with a 429")
+    simulator.add_argument("--rate-5xx", type=float, default=0.0)
+    simulator.add_argument("--rate-malformed", type=float, default=0.0)
+    simulator.add_argument("--drift-rate", type=float, default=0.0)
+    simulator.set_defaults(handler=_simulator_command)
+    return parser
+
+
+def _sync_command(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings_file(args.config) if args.config else load_settings()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    database = args.database.resolve() if args.database else duckdb_path()
+    print(f"syncing {len(settings.projects)} projects from {settings.source} into {database}")
+    return _materialize_and_report(database, config_path=args.config)
+
+
+def _demo_command(args: argparse.Namespace) -> int:
+    settings = embedded_simulator_settings()
+    database = args.database.resolve() if args.database else duckdb_path()
+    foreign = _foreign_projects(database, settings)
+    if foreign:
+        print(
+            f"{database} already holds projects that are not the simulator's "
+            f"({', '.join(sorted(foreign)[:3])}...): the demo will not mix into real history. "
+            "Point DRS_DUCKDB_PATH (or --database) at another file.",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    worst = EXIT_OK
+    for number in range(1, args.syncs + 1):
+        print(f"\n== demo sync {number} of {args.syncs} (embedded simulator) ==")
+        worst = max(worst, _materialize_and_report(database, embedded=True))
+        if number < args.syncs:
+            time.sleep(args.interval)
+    from drs_pipeline.report import jobs_by_status
+
+    print("\nJobs present now, by tenant, user and status:")
+    print(_table(jobs_by_status(database)))
+    print(f"\nThe history is in {database}")
+    print("Query it with SQL, e.g.:")
+    example = "SELECT * FROM drs.async_job_history LIMIT 10"
+    print(f'  duckdb -readonly {database} "{example}"')
+    return worst
+
+
+def _materialize_and_report(
+    database: Path,
+    *,
+    config_path: Path | None = None,
+    embedded: bool = False,
+) -> int:
+    # Imported here: Dagster takes a second to import, `--help` should not wait.
+    import dagster as dg
+
+    from drs_pipeline.defs.ingest.assets import drs_sync
+    from drs_pipeline.defs.resources import DrsApiResource, HistoryDatabaseResource
+
+    instance = (
+        dg.DagsterInstance.get()
+        if os.environ.get("DAGSTER_HOME")
+        else dg.DagsterInstance.ephemeral()
+    )
+    with instance:
+        result = dg.materialize(
+            [drs_sync],
+            instance=instance,
+            resources={
+                "drs_api": DrsApiResource(
+                    config_path=str(config_path) if config_path else None,
+                    embedded_simulator=embedded,
+                ),
+                "history_db": HistoryDatabaseResource(path=str(database)),
+            },
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        )
+    sync_id = _sync_id_of(result)
+    if sync_id is None:
+        for event in result.get_step_failure_events():
+            data = event.step_failure_data
+            reason = data.user_failure_data.description if data.user_failure_data else None
+            if reason is None and data.error is not None:
+                reason = data.error.message
+            print(f"sync failed: {reason}", file=sys.stderr)
+        return EXIT_NOT_OK
+    runs = _sync_runs(database, sync_id)
+    print(_table(runs))
+    not_ok = runs[runs["outcome"] != "ok"]
+    for row in not_ok.itertuples():
+        print(f"  {row.project_id}: {row.outcome}: {row.error}", file=sys.stderr)
+    return EXIT_OK if not_ok.empty and result.success else EXIT_NOT_OK
+
+
+def _sync_id_of(result: object) -> str | None:
+    for event in result.get_asset_materialization_events():  # type: ignore[attr-defined]
+        value = event.materialization.metadata.get("sync_id")
+        if value is not None:
+            return str(value.value)
+    return None
+
+
+def _sync_runs(database: Path, sync_id: str) -> pd.DataFrame:
+    from drs_pipeline.warehouse.store import connect
+
+    with connect(database, read_only=True) as con:
+        return con.execute(
+            "SELECT project_id, outcome, pages, jobs_seen AS jobs, new_jobs AS new, "
+            "changed_jobs AS changed, gone_jobs AS gone, rejected_records AS rejected "
+            "FROM drs.sync_runs WHERE sync_id = ? ORDER BY project_id",
+            [sync_id],
+        ).df()
+
+
+def _foreign_projects(database: Path, settings: Settings) -> set[str]:
+    if not database.exists():
+        return set()
+    from drs_pipeline.warehouse.store import connect
+
+    with connect(database, read_only=True) as con:
+        has_table = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'drs' "
+            "AND table_name = 'sync_runs'"
+        ).fetchone()
+        if not has_table or not has_table[0]:
+            return set()
+        rows = con.execute("SELECT DISTINCT project_id FROM drs.sync_runs").fetchall()
+    return {row[0] for row in rows} - {p.project_id for p in settings.projects}
+
+
+def _table(frame: pd.DataFrame) -> str:
+    return str(frame.to_string(index=False)) if not frame.empty else "(no rows)"
+
+
+def _simulator_command(args: argparse.Namespace) -> int:
+    from drs_pipeline.simulator import Faults, WorldSettings, build_simulator
+    from drs_pipeline.simulator.server import run_forever
+
+    token = os.environ.get(args.token_env, "").strip()
+    if not token:
+        print(
+            f"set {args.token_env} to the token clients will send, e.g.\n"
+            f"  export {args.token_env}="
+            "$(python -c 'import secrets; print(secrets.token_hex(16))')",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    world = WorldSettings(seed=args.seed, speed=args.speed)
+    faults = Faults(
+        latency_s=args.latency_ms / 1000,
+        rate_429=args.rate_429,
+        retry_after=args.retry_after,
+        rate_5xx=args.rate_5xx,
+        rate_malformed=args.rate_malformed,
+        drift_rate=args.drift_rate,
+    )
+    app = build_simulator(world, faults=faults, tokens={token})
+    print(f"DRS simulator on http://{args.host}:{args.port} with projects:")
+    for project in world.projects:
+        print(f"  {project.project_id}  {project.region}")
+    run_forever(app, args.host, args.port)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

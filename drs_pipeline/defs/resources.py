@@ -1,0 +1,52 @@
+"""Resources: where to read DRS from and where the history database lives.
+
+Both resolve the environment when a run starts, never at import, so that
+``dg check defs`` works anywhere and a run reports a missing variable itself.
+"""
+
+from pathlib import Path
+
+import dagster as dg
+
+from drs_pipeline.config import (
+    Settings,
+    duckdb_path,
+    embedded_simulator_settings,
+    load_settings,
+    load_settings_file,
+)
+
+
+class DrsApiResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """The DRS projects to sync: ``DRS_CONFIG``, ``./drs.yaml``, else the embedded simulator."""
+
+    # A configuration file to use instead of DRS_CONFIG / ./drs.yaml.
+    config_path: str | None = None
+    # Target the embedded simulator whatever the configuration says (the demo).
+    embedded_simulator: bool = False
+
+    def settings(self) -> Settings:
+        if self.embedded_simulator:
+            return embedded_simulator_settings()
+        if self.config_path:
+            return load_settings_file(Path(self.config_path))
+        return load_settings()
+
+
+class HistoryDatabaseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """The DuckDB history file: ``DRS_DUCKDB_PATH`` or the checkout's default."""
+
+    # A database file to use instead of DRS_DUCKDB_PATH.
+    path: str | None = None
+    # How long a run waits for another process's lock on the file before failing.
+    lock_timeout_s: float = 60.0
+
+    def resolved_path(self) -> Path:
+        return Path(self.path).expanduser().resolve() if self.path else duckdb_path()
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(
+        resources={"drs_api": DrsApiResource(), "history_db": HistoryDatabaseResource()}
+    )

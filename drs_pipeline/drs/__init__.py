@@ -1,0 +1,1 @@
+"""The DRS v5 batch-async-jobs API: client, paging, retries, auth and errors."""

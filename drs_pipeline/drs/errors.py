@@ -1,0 +1,138 @@
+"""Typed errors of the DRS client.
+
+Every error says where it happened (project, page offset) and carries what the
+API said about it (HTTP status, DRS error code and message, X-Request-Id), so a
+failed sync can be reported and traced with Huawei support without a debugger.
+None of them ever holds a credential: requests' headers are not kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+
+@dataclass(frozen=True)
+class Where:
+    """The request an error belongs to."""
+
+    project_id: str
+    offset: int | None = None
+    async_job_id: str | None = None
+
+    def describe(self) -> str:
+        parts = [f"project {self.project_id}"]
+        if self.async_job_id is not None:
+            parts.append(f"job {self.async_job_id}")
+        if self.offset is not None:
+            parts.append(f"page offset {self.offset}")
+        return ", ".join(parts)
+
+
+class DrsError(Exception):
+    """Base class: something went wrong talking to DRS for one project."""
+
+    # Whether retrying the same request may succeed.
+    retryable: bool = False
+
+    def __init__(self, where: Where, message: str, *, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.where = where
+        self.request_id = request_id
+        self.message = message
+        # How many times the request was sent before giving up; set by the retry loop.
+        self.attempts = 1
+
+    def __str__(self) -> str:
+        text = f"{self.where.describe()}: {self.message}"
+        if self.request_id:
+            text += f" (X-Request-Id {self.request_id})"
+        if self.attempts > 1:
+            text += f" after {self.attempts} attempts"
+        return text
+
+    @property
+    def error_code(self) -> str | None:
+        return None
+
+
+class DrsApiError(DrsError):
+    """The API answered with an HTTP error status."""
+
+    def __init__(
+        self,
+        where: Where,
+        *,
+        status_code: int,
+        error_code: str | None,
+        error_msg: str | None,
+        request_id: str | None,
+        retry_after: str | None = None,
+    ) -> None:
+        code = error_code or "no error_code"
+        message = f"HTTP {status_code} {code}: {error_msg or 'no error message'}"
+        super().__init__(where, message, request_id=request_id)
+        self.status_code = status_code
+        self._error_code = error_code
+        self.error_msg = error_msg
+        self.retry_after = retry_after
+        self.retryable = status_code == 429 or status_code >= 500
+
+    @property
+    def error_code(self) -> str | None:
+        return self._error_code
+
+    @property
+    def is_token_expired(self) -> bool:
+        return self.status_code == 401 and self._error_code == "APIGW.0307"
+
+
+class DrsResponseError(DrsError):
+    """A 200 whose body is not the documented shape (malformed or truncated JSON)."""
+
+    retryable = True
+
+
+class DrsTransportError(DrsError):
+    """No usable response: connection refused or reset, timeout, a body cut off."""
+
+    retryable = True
+
+
+def parse_error_body(body: bytes) -> tuple[str | None, str | None]:
+    """The (error_code, error_msg) of an error body, in any of the shapes DRS uses.
+
+    Seen in the wild: ``error_code/error_msg``, ``errorCode/errorMsg``,
+    ``code/message``, and each of those nested one level under ``error``.
+    Codes come in several lengths (DRS.10000001, DRS.M00211, APIGW.0308): the
+    length is never validated.
+    """
+    try:
+        document: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None, _snippet(body)
+    if not isinstance(document, dict):
+        return None, _snippet(body)
+    if isinstance(document.get("error"), dict):
+        document = document["error"]
+    for code_key, msg_key in (
+        ("error_code", "error_msg"),
+        ("errorCode", "errorMsg"),
+        ("code", "message"),
+    ):
+        if code_key in document or msg_key in document:
+            code, msg = document.get(code_key), document.get(msg_key)
+            return (
+                None if code is None else str(code),
+                None if msg is None else str(msg),
+            )
+    return None, _snippet(body)
+
+
+def _snippet(body: bytes, limit: int = 200) -> str | None:
+    text = body.decode("utf-8", errors="replace").strip()
+    if not text:
+        return None
+    return text if len(text) <= limit else text[:limit] + "..."

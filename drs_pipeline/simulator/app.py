@@ -1,0 +1,454 @@
+"""SimulatorApp: a raw ASGI 3 app serving ``GET /v5/{project_id}/batch-async-jobs``.
+
+No web framework: one route, and full control over what goes on the wire (a
+truncated body, a dropped connection) matters more here than convenience.
+
+Request handling order (as the real gateway layers do it): latency, path and
+method, auth, project, parameters, then scripted faults, random faults, serve.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+from urllib.parse import parse_qsl
+
+import orjson
+
+from drs_pipeline.drs import statuses
+from drs_pipeline.simulator import errors
+from drs_pipeline.simulator.clock import Clock
+from drs_pipeline.simulator.errors import ApiError
+from drs_pipeline.simulator.faults import Faults, ScriptedFault
+from drs_pipeline.simulator.world import World
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+# Not a secret: the simulator is loopback-only and exists to be called by tests.
+DEFAULT_TOKEN = "drs-simulator-token"  # noqa: S105
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 10
+
+_PATH_PREFIX, _, _PATH_SUFFIX = statuses.LIST_PATH_TEMPLATE.partition("{project_id}")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One request as the stats log keeps it. Never the token."""
+
+    project_id: str | None
+    offset: int | None
+    limit: int | None
+    # HTTP status sent; 0 when the connection was dropped without a response.
+    status: int
+    # None for a normal response, else what was injected: "scripted", "drop",
+    # "stall", "429", "5xx", "malformed", "drift" (drift still serves the page).
+    fault: str | None = None
+
+
+@dataclass
+class SimStats:
+    """Counters for tests and benchmarks. Written by the server's event loop only."""
+
+    requests: int = 0
+    by_status: Counter[int] = field(default_factory=Counter)
+    by_fault: Counter[str] = field(default_factory=Counter)
+    log: deque[RequestRecord] = field(default_factory=lambda: deque(maxlen=100_000))
+
+    def record(self, entry: RequestRecord) -> None:
+        self.requests += 1
+        self.by_status[entry.status] += 1
+        if entry.fault is not None:
+            self.by_fault[entry.fault] += 1
+        self.log.append(entry)
+
+    def reset(self) -> None:
+        self.requests = 0
+        self.by_status.clear()
+        self.by_fault.clear()
+        self.log.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    project_id: str
+    offset: int
+    limit: int
+    sort_dir: Literal["asc", "desc"]
+    async_job_id: str | None
+    status: str | None
+    domain_name: str | None
+    user_name: str | None
+
+
+class SimulatorApp:
+    """The ASGI callable. ``tokens`` are the accepted X-Auth-Token values (default
+    ``{DEFAULT_TOKEN}``); a token in ``expired_tokens`` gets 401 APIGW.0307 (the
+    "renew your token" answer). Both sets may be changed while serving."""
+
+    def __init__(
+        self,
+        world: World,
+        faults: Faults | None = None,
+        clock: Clock | None = None,
+        tokens: Iterable[str] | None = None,
+    ) -> None:
+        self.world = world
+        self.faults = faults if faults is not None else Faults()
+        # Should be the world's clock: jobs added by drift are stamped with that one.
+        self.clock: Clock = clock if clock is not None else world.clock
+        self.tokens: set[str] = set(tokens) if tokens is not None else {DEFAULT_TOKEN}
+        self.expired_tokens: set[str] = set()
+        self.stats = SimStats()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+        elif scope["type"] == "http":
+            await self._http(scope, receive, send)
+        # Anything else (websocket) is not served; the server rejects it.
+
+    # -- request pipeline -----------------------------------------------------------
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = uuid.uuid4().hex
+        if self.faults.latency_s > 0:
+            # Sleep, not block: concurrent requests must overlap as they would upstream.
+            await asyncio.sleep(self.faults.latency_s)
+
+        project_id = _match_path(scope.get("path", ""))
+        if project_id is None or scope.get("method") != "GET":
+            await self._error(send, request_id, errors.NO_SUCH_API, None)
+            return
+        auth_error = self._check_token(scope)
+        if auth_error is not None:
+            await self._error(send, request_id, auth_error, project_id)
+            return
+        if not self.world.has_project(project_id):
+            await self._error(send, request_id, errors.BAD_PROJECT, project_id)
+            return
+        query = _parse_query(project_id, scope.get("query_string", b""))
+        if isinstance(query, ApiError):
+            await self._error(send, request_id, query, project_id)
+            return
+
+        scripted = self.faults.take(project_id, query.offset)
+        if scripted is not None:
+            await self._scripted(scripted, query, receive, send, request_id)
+            return
+        faults = self.faults
+        if faults.roll(faults.rate_429):
+            extra = {} if faults.retry_after is None else {"Retry-After": faults.retry_after}
+            await self._error(send, request_id, errors.THROTTLED, project_id, query, extra, "429")
+            return
+        if faults.roll(faults.rate_5xx):
+            error = errors.gateway_error(faults.rng.choice((500, 502, 503)))
+            await self._error(send, request_id, error, project_id, query, None, "5xx")
+            return
+        if faults.roll(faults.rate_malformed):
+            body = self._malformed_body(query)
+            await self._respond(send, request_id, 200, body, None)
+            self._log(query, 200, "malformed")
+            return
+        fault = None
+        if query.offset > 0 and faults.roll(faults.drift_rate):
+            self._drift(project_id)
+            fault = "drift"
+        await self._respond(send, request_id, 200, self._page_body(query), None)
+        self._log(query, 200, fault)
+
+    def _check_token(self, scope: Scope) -> ApiError | None:
+        token = _header(scope, b"x-auth-token")
+        if token is not None and token in self.tokens:
+            return None
+        if token is not None and token in self.expired_tokens:
+            return errors.TOKEN_EXPIRED
+        return errors.AUTH_FAILED
+
+    # -- bodies ---------------------------------------------------------------------
+
+    def _page(self, query: ListQuery) -> tuple[int, list[dict[str, Any]]]:
+        t = self.clock.now()
+        total, page = self.world.page(
+            query.project_id,
+            t,
+            offset=query.offset,
+            limit=query.limit,
+            sort_dir=query.sort_dir,
+            status=query.status,
+            domain_name=query.domain_name,
+            user_name=query.user_name,
+            async_job_id=query.async_job_id,
+        )
+        return total, [job.record_at(t) for job in page]
+
+    def _page_body(self, query: ListQuery) -> bytes:
+        total, records = self._page(query)
+        return orjson.dumps({"total_count": total, "jobs": records})
+
+    def _malformed_body(self, query: ListQuery) -> bytes:
+        """A 200 the client must reject: cut JSON, or JSON of the wrong shape."""
+        total, records = self._page(query)
+        variant = self.faults.rng.choice(("truncated", "jobs_not_list", "no_total_count"))
+        if variant == "jobs_not_list":
+            return orjson.dumps({"total_count": total, "jobs": {"0": records[:1]}})
+        if variant == "no_total_count":
+            return orjson.dumps({"jobs": records})
+        full = orjson.dumps({"total_count": total, "jobs": records})
+        return full[: max(1, len(full) // 2)]
+
+    def _drift(self, project_id: str) -> None:
+        """The list moves between page requests: a job arrives at the top (shifting
+        later offsets under desc) and/or a visible one vanishes (shifting them the
+        other way, so a live row goes unseen)."""
+        rng = self.faults.rng
+        action = rng.choice(("add", "vanish", "both"))
+        world = self.world
+        if action in ("add", "both"):
+            domain, users = rng.choice(world.settings.domains)
+            now = world.now()
+            world.add_job(
+                project_id,
+                domain_name=domain,
+                user_name=rng.choice(users),
+                vanish_at=now + world.settings.wall_retention_s,
+            )
+        if action in ("vanish", "both"):
+            visible = world.list_jobs(project_id, world.now(), sort_dir="asc")
+            if visible:
+                world.vanish(project_id, rng.choice(visible).async_job_id)
+
+    # -- scripted faults --------------------------------------------------------------
+
+    async def _scripted(
+        self,
+        fault: ScriptedFault,
+        query: ListQuery,
+        receive: Receive,
+        send: Send,
+        request_id: str,
+    ) -> None:
+        if fault.kind == "drop":
+            self._log(query, 0, "drop")
+            await _drop(send)
+            return
+        if fault.kind == "stall":
+            status, body = 200, self._page_body(query)
+            if fault.status is not None or fault.body is not None:
+                status, body = _scripted_response(fault)
+            self._log(query, status, "stall")
+            await _stall(send, receive, request_id, status, body, fault)
+            return
+        status, body = _scripted_response(fault)
+        await self._respond(send, request_id, status, body, fault.headers)
+        self._log(query, status, "scripted")
+
+    # -- sending ----------------------------------------------------------------------
+
+    async def _error(
+        self,
+        send: Send,
+        request_id: str,
+        error: ApiError,
+        project_id: str | None,
+        query: ListQuery | None = None,
+        headers: Mapping[str, str] | None = None,
+        fault: str | None = None,
+    ) -> None:
+        await self._respond(send, request_id, error.status, error.body(), headers)
+        if query is not None:
+            self._log(query, error.status, fault)
+        else:
+            self.stats.record(RequestRecord(project_id, None, None, error.status, fault))
+
+    async def _respond(
+        self,
+        send: Send,
+        request_id: str,
+        status: int,
+        body: bytes,
+        headers: Mapping[str, str] | None,
+    ) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": _headers(request_id, len(body), headers),
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    def _log(self, query: ListQuery, status: int, fault: str | None) -> None:
+        self.stats.record(RequestRecord(query.project_id, query.offset, query.limit, status, fault))
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def _match_path(path: str) -> str | None:
+    """The project id of a list path, or None for any other path."""
+    if not (path.startswith(_PATH_PREFIX) and path.endswith(_PATH_SUFFIX)):
+        return None
+    project_id = path[len(_PATH_PREFIX) : len(path) - len(_PATH_SUFFIX)]
+    if not project_id or "/" in project_id:
+        return None
+    return project_id
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def _headers(
+    request_id: str, length: int, extra: Mapping[str, str] | None
+) -> list[tuple[bytes, bytes]]:
+    merged = {"content-type": "application/json", "x-request-id": request_id}
+    for key, value in (extra or {}).items():
+        merged[key.lower()] = value
+    # Always the real length: a "truncated" body is a short JSON text, not a short HTTP body.
+    merged["content-length"] = str(length)
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in merged.items()]
+
+
+def _parse_int(text: str | None, default: int) -> int | None:
+    """A non-negative decimal integer, the default when absent, None when invalid."""
+    if text is None:
+        return default
+    if not (text.isascii() and text.isdigit()):
+        return None
+    return int(text)
+
+
+def _parse_query(project_id: str, query_string: bytes) -> ListQuery | ApiError:
+    params: dict[str, str] = {}
+    for key, value in parse_qsl(query_string.decode("utf-8", "replace"), keep_blank_values=True):
+        # The first occurrence wins, as most gateways do.
+        params.setdefault(key, value)
+
+    limit = _parse_int(params.get("limit"), DEFAULT_LIMIT)
+    offset = _parse_int(params.get("offset"), 0)
+    if limit is None or offset is None or limit < 1:
+        return errors.PAGE_INVALID
+    if limit > MAX_LIMIT:
+        return errors.PAGE_OVER_LIMIT.with_msg(
+            f"The page value exceeds the upper limit: limit must be at most {MAX_LIMIT}."
+        )
+    sort_key = params.get("sort_key", "create_time")
+    if sort_key != "create_time":
+        return errors.BAD_PARAMETER.with_msg("Invalid request parameter: sort_key.")
+    sort_dir = params.get("sort_dir", "desc")
+    if sort_dir not in ("asc", "desc"):
+        return errors.BAD_PARAMETER.with_msg("Invalid request parameter: sort_dir.")
+
+    def text(name: str) -> str | None:
+        # An empty filter value is treated as no filter (undocumented either way).
+        return params.get(name) or None
+
+    return ListQuery(
+        project_id=project_id,
+        offset=offset,
+        limit=limit,
+        sort_dir="asc" if sort_dir == "asc" else "desc",
+        async_job_id=text("async_job_id"),
+        status=text("status"),
+        domain_name=text("domain_name"),
+        user_name=text("user_name"),
+    )
+
+
+def _scripted_response(fault: ScriptedFault) -> tuple[int, bytes]:
+    status = fault.status if fault.status is not None else 503
+    body = fault.body
+    if body is None:
+        return status, errors.default_error(status).body()
+    if isinstance(body, bytes):
+        return status, body
+    if isinstance(body, str):
+        return status, body.encode()
+    return status, orjson.dumps(body)
+
+
+@runtime_checkable
+class _Connection(Protocol):
+    def abort(self) -> None: ...
+
+
+def _transport(send: Send) -> _Connection | None:
+    """The connection behind ``send`` when served by uvicorn, None in process.
+
+    ASGI has no message for "cut the connection"; uvicorn's ``send`` is a bound
+    method of its request cycle, which holds the transport (duck-typed: uvloop's
+    transports are not asyncio.Transport subclasses). In process
+    (httpx.ASGITransport) there is no connection to cut.
+    """
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    return transport if isinstance(transport, _Connection) else None
+
+
+def _in_process_disconnect(message: str) -> Exception:
+    # What httpx raises for the same event on a real connection, so a client under
+    # test in process sees the error it would see over the network.
+    import httpx
+
+    return httpx.RemoteProtocolError(message)
+
+
+async def _drop(send: Send) -> None:
+    transport = _transport(send)
+    if transport is None:
+        raise _in_process_disconnect("Server disconnected without sending a response.")
+    # abort, not close: later writes (uvicorn's fallback 500) are discarded.
+    transport.abort()
+    await asyncio.sleep(0)
+
+
+async def _stall(
+    send: Send,
+    receive: Receive,
+    request_id: str,
+    status: int,
+    body: bytes,
+    fault: ScriptedFault,
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": _headers(request_id, len(body), fault.headers),
+        }
+    )
+    await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
+    # Hang, but stop early if the client gives up, so a server shutdown is not held up.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(_until_disconnect(receive), fault.stall_s)
+    transport = _transport(send)
+    if transport is None:
+        raise _in_process_disconnect("peer closed connection without sending complete message body")
+    transport.abort()
+    await asyncio.sleep(0)
+
+
+async def _until_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass

@@ -1,0 +1,221 @@
+"""The deterministic job stream: job ``i`` of a project, derived from a hash alone.
+
+Every property of a stream job comes from blake2b(seed, project, i), never from
+Python's salted ``hash()`` or from shared mutable state, so two processes built
+from the same settings produce the same job for the same index, and any index
+can be generated on its own (listing at time t touches only the visible range).
+
+Two levels of detail, because a listing needs far less than a page does:
+
+* ``ProjectStream.skeleton(i)``: create time and early vanish time, ~1.5 µs. Enough
+  to count and order the visible jobs of a project.
+* ``ProjectStream.job(i)``: the full SimJob (id, owner, lifecycle, format), only for
+  rows actually served or filtered.
+
+Job ids embed the index through a keyed permutation (see ``_IdCodec``), so a
+lookup by ``async_job_id`` is O(1) instead of a scan of every generated id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import struct
+
+from drs_pipeline.drs import statuses
+from drs_pipeline.simulator.model import SimJob, TimeFormat, WorldSettings
+
+# Lifecycle constants, world seconds (divided by speed for wall time).
+VALIDATE_MIN_S, VALIDATE_MAX_S = 30.0, 600.0
+FAIL_PROBABILITY = 0.25
+FIX_PROBABILITY = 0.7
+FIX_MIN_S, FIX_MAX_S = 300.0, 7200.0
+MAX_VALIDATION_ROUNDS = 3
+COMMIT_PROBABILITY = 0.8
+COMMIT_MIN_S, COMMIT_MAX_S = 60.0, 43200.0
+# Arrival jitter stays below 1 so that create times strictly increase with the index:
+# the stream is sorted by construction and its visible part is an index range.
+ARRIVAL_JITTER = 0.9
+
+_UNIT = 1.0 / 4294967296.0  # 2**-32: a 32-bit hash word to a float in [0, 1)
+_WORDS = struct.Struct("<16I")
+_MASK48 = (1 << 48) - 1
+
+# Word positions in a job's first digest (16 little-endian uint32). Words 0-3 (the
+# first 16 bytes) are the hash part of the job's UUID.
+_W_ARRIVAL, _W_VANISH_ROLL, _W_VANISH_SHARE = 4, 5, 6
+_W_DOMAIN, _W_USER, _W_FORMAT, _W_LEGACY_ROLL, _W_LEGACY_PICK = 7, 8, 9, 10, 11
+_W_LIFECYCLE = 12  # lifecycle draws start here and continue into further digests
+
+
+class _Draws:
+    """Uniform draws taken from hash words, refilled from further digests on demand.
+
+    Cheaper than seeding ``random.Random`` (~7 µs each time: it fills 624 words),
+    and fixed by this code rather than by the Python version.
+    """
+
+    __slots__ = ("_key", "_pos", "_refills", "_words")
+
+    def __init__(self, key: bytes, words: tuple[int, ...], pos: int) -> None:
+        self._key = key
+        self._words = words
+        self._pos = pos
+        self._refills = 0
+
+    def random(self) -> float:
+        if self._pos >= len(self._words):
+            self._refills += 1
+            digest = hashlib.blake2b(self._key + b"/%d" % self._refills, digest_size=64)
+            self._words = _WORDS.unpack(digest.digest())
+            self._pos = 0
+        word = self._words[self._pos]
+        self._pos += 1
+        return word * _UNIT
+
+    def uniform(self, low: float, high: float) -> float:
+        return low + (high - low) * self.random()
+
+
+class _IdCodec:
+    """Index <-> the last 48 bits of a job's UUID, through an invertible mix keyed by
+    (seed, project): xor, multiply by an odd constant, xorshift, multiply, xor. An id
+    thus names its index (lookup by id is O(1)), ids do not look sequential, and they
+    differ between projects and seeds."""
+
+    __slots__ = ("_k1", "_k2")
+    _M1, _M2 = 0x9E3779B97F4B, 0xD6E8FEB86659  # odd: invertible modulo 2**48
+    _INV1, _INV2 = pow(_M1, -1, 1 << 48), pow(_M2, -1, 1 << 48)
+
+    def __init__(self, seed: int, project_id: str) -> None:
+        digest = hashlib.blake2b(f"drs-sim-ids/{seed}/{project_id}".encode(), digest_size=12)
+        raw = digest.digest()
+        self._k1, self._k2 = int.from_bytes(raw[:6], "big"), int.from_bytes(raw[6:], "big")
+
+    def encode(self, index: int) -> int:
+        x = ((index ^ self._k1) * self._M1) & _MASK48
+        x ^= x >> 24
+        return ((x * self._M2) & _MASK48) ^ self._k2
+
+    def decode(self, value: int) -> int:
+        x = ((value ^ self._k2) * self._INV2) & _MASK48
+        x ^= x >> 24  # its own inverse on 48 bits
+        return ((x * self._INV1) & _MASK48) ^ self._k1
+
+
+def _format_uuid(words: tuple[int, ...], tail: int) -> str:
+    """A version-4-shaped UUID: 74 hash bits, then 48 bits naming the index."""
+    return "%08x-%04x-%04x-%04x-%012x" % (
+        words[0],
+        words[1] & 0xFFFF,
+        0x4000 | (words[1] >> 16) & 0x0FFF,
+        0x8000 | words[2] & 0x3FFF,
+        tail,
+    )
+
+
+class ProjectStream:
+    """The stream of one project under one settings object."""
+
+    __slots__ = ("_codec", "_interval", "_key", "_retention", "project_id", "settings")
+
+    def __init__(self, settings: WorldSettings, project_id: str) -> None:
+        self.settings = settings
+        self.project_id = project_id
+        self._key = f"drs-sim-job/{settings.seed}/{project_id}/".encode()
+        self._codec = _IdCodec(settings.seed, project_id)
+        self._interval = settings.wall_interval_s
+        self._retention = settings.wall_retention_s
+
+    def _digest(self, index: int) -> tuple[bytes, tuple[int, ...]]:
+        key = self._key + b"%d" % index
+        return key, _WORDS.unpack(hashlib.blake2b(key, digest_size=64).digest())
+
+    def _times(self, index: int, words: tuple[int, ...]) -> tuple[float, float | None]:
+        """(create_time, early vanish time or None)."""
+        create_time = (
+            self.settings.anchor
+            + (index + ARRIVAL_JITTER * words[_W_ARRIVAL] * _UNIT) * self._interval
+        )
+        # Natural expiry is create + retention; an early vanisher goes at a random time
+        # inside it (its DRS tasks were deleted, say).
+        if words[_W_VANISH_ROLL] * _UNIT < self.settings.vanish_fraction:
+            return create_time, create_time + words[_W_VANISH_SHARE] * _UNIT * self._retention
+        return create_time, None
+
+    def skeleton(self, index: int) -> tuple[float, float | None]:
+        """(create_time, early vanish time or None) of job ``index``."""
+        return self._times(index, self._digest(index)[1])
+
+    def job(self, index: int) -> SimJob:
+        """Job number ``index`` (0-based) in full."""
+        key, words = self._digest(index)
+        settings = self.settings
+        create_time, early_vanish = self._times(index, words)
+        domain_name, users = settings.domains[words[_W_DOMAIN] % len(settings.domains)]
+        user_name = users[words[_W_USER] % len(users)]
+        time_format: TimeFormat = (
+            "epoch_ms" if words[_W_FORMAT] * _UNIT < settings.epoch_ms_fraction else "iso"
+        )
+        if words[_W_LEGACY_ROLL] * _UNIT < settings.legacy_fraction:
+            legacy = statuses.LEGACY[words[_W_LEGACY_PICK] % len(statuses.LEGACY)]
+            timeline = [(create_time, legacy)]
+        else:
+            timeline = lifecycle(_Draws(key, words, _W_LIFECYCLE), create_time, settings.speed)
+        return SimJob(
+            project_id=self.project_id,
+            async_job_id=_format_uuid(words, self._codec.encode(index)),
+            domain_name=domain_name,
+            user_name=user_name,
+            create_time=create_time,
+            timeline=timeline,
+            vanish_at=early_vanish if early_vanish is not None else create_time + self._retention,
+            time_format=time_format,
+            index=index,
+        )
+
+    def index_of(self, async_job_id: str) -> int | None:
+        """The index whose job would carry this id, or None if it cannot be one of
+        this stream's ids. The caller confirms by generating the job and comparing."""
+        if len(async_job_id) != 36 or async_job_id[23] != "-":
+            return None
+        try:
+            tail = int(async_job_id[24:], 16)
+        except ValueError:
+            return None
+        return self._codec.decode(tail)
+
+    def index_range(self, t: float) -> tuple[int, int]:
+        """Indices ``[lo, hi)`` that can hold a job visible at ``t``: create_time in
+        ``(t - retention, t]``. A superset by at most a couple of jobs at each end;
+        the caller filters exactly. Empty (lo >= hi) before the anchor."""
+        anchor = self.settings.anchor
+        hi = math.floor((t - anchor) / self._interval) + 1
+        lo = max(0, math.floor((t - self._retention - anchor) / self._interval) - 1)
+        return lo, max(lo, hi)
+
+
+def lifecycle(draws: _Draws, create_time: float, speed: float) -> list[tuple[float, str]]:
+    """Validation rounds, then an optional commit, as a sorted (at, status) timeline.
+
+    VALIDATING, then VALIDATE_FAILED or AUTO_PARAM_VALIDATE_SUCCESS. A failed job may
+    be fixed and validated again (at most MAX_VALIDATION_ROUNDS rounds); a validated
+    one may be committed, after which nothing changes.
+    """
+    t = create_time
+    timeline = [(t, statuses.VALIDATING)]
+    for round_no in range(1, MAX_VALIDATION_ROUNDS + 1):
+        t += draws.uniform(VALIDATE_MIN_S, VALIDATE_MAX_S) / speed
+        if draws.random() < FAIL_PROBABILITY:
+            timeline.append((t, statuses.VALIDATE_FAILED))
+            if round_no < MAX_VALIDATION_ROUNDS and draws.random() < FIX_PROBABILITY:
+                t += draws.uniform(FIX_MIN_S, FIX_MAX_S) / speed
+                timeline.append((t, statuses.VALIDATING))
+                continue
+            break
+        timeline.append((t, statuses.VALIDATE_SUCCESS))
+        if draws.random() < COMMIT_PROBABILITY:
+            t += draws.uniform(COMMIT_MIN_S, COMMIT_MAX_S) / speed
+            timeline.append((t, statuses.COMMIT_SUCCESS))
+        break
+    return timeline

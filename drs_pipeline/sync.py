@@ -1,0 +1,285 @@
+"""One sync: every configured project listed, normalized and merged into the history.
+
+Projects run concurrently: while one project's pages are in flight another's
+snapshot is merged. Writes are serialized (one DuckDB connection, one writer)
+and each project lands in its own transaction, so a project that fails writes
+only its ``drs.sync_runs`` row and never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+
+from drs_pipeline.config import ProjectSettings, Settings
+from drs_pipeline.drs.auth import TokenAuth
+from drs_pipeline.drs.client import DrsClient, PagingPolicy, ProjectTarget, utc_now
+from drs_pipeline.drs.errors import DrsError
+from drs_pipeline.drs.retry import RetryPolicy
+from drs_pipeline.warehouse.normalize import normalize_pages
+from drs_pipeline.warehouse.store import SyncRunRow, Warehouse, open_warehouse
+
+log = logging.getLogger(__name__)
+
+OK, INCOMPLETE, FAILED = "ok", "incomplete", "failed"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ProjectResult:
+    run: SyncRunRow
+    region: str
+    # Of the error that failed the project, for reports; None when it did not fail.
+    error_code: str | None = None
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    sync_id: str
+    database: Path
+    started_at: datetime
+    finished_at: datetime
+    projects: tuple[ProjectResult, ...]
+    requests: int
+
+    @property
+    def all_ok(self) -> bool:
+        return all(p.run.outcome == OK for p in self.projects)
+
+    def count(self, outcome: str) -> int:
+        return sum(p.run.outcome == outcome for p in self.projects)
+
+
+def new_sync_id(now: datetime) -> str:
+    """Sortable by time, unique across machines: ``20261128T173855Z-3f9a1c``."""
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def build_client(
+    settings: Settings,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    retry: RetryPolicy | None = None,
+    paging: PagingPolicy | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> DrsClient:
+    """The client for these settings; the embedded simulator is reached in-process."""
+    if transport is None and settings.simulator is not None:
+        transport = embedded_simulator_transport(settings)
+    return DrsClient(
+        auth=TokenAuth(settings.auth.token),
+        paging=paging or PagingPolicy(page_size=settings.page_size),
+        retry=retry,
+        max_concurrency=settings.max_concurrency,
+        language=settings.language,
+        transport=transport,
+        clock=clock,
+    )
+
+
+def embedded_simulator_transport(settings: Settings) -> httpx.AsyncBaseTransport:
+    # Imported here: only the default (no configuration) run needs the simulator.
+    from drs_pipeline.simulator import WorldSettings, build_simulator
+
+    assert settings.simulator is not None
+    app = build_simulator(
+        WorldSettings(seed=settings.simulator.seed, speed=settings.simulator.speed),
+        tokens={settings.auth.token.reveal()},
+    )
+    return httpx.ASGITransport(app=app)
+
+
+def run_sync(
+    settings: Settings,
+    database: Path,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    retry: RetryPolicy | None = None,
+    paging: PagingPolicy | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    lock_timeout_s: float = 30.0,
+) -> SyncReport:
+    """Sync every configured project once into the database at ``database``."""
+
+    async def main() -> SyncReport:
+        client = build_client(
+            settings, transport=transport, retry=retry, paging=paging, clock=clock
+        )
+        async with client:
+            with open_warehouse(database, lock_timeout_s=lock_timeout_s) as warehouse:
+                return await sync_projects(settings.projects, client, warehouse, clock=clock)
+
+    return asyncio.run(main())
+
+
+async def sync_projects(
+    projects: tuple[ProjectSettings, ...],
+    client: DrsClient,
+    warehouse: Warehouse,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+) -> SyncReport:
+    started_at = clock()
+    sync_id = new_sync_id(started_at)
+    writer = _SerializedWriter(warehouse)
+    done = 0
+
+    async def one(project: ProjectSettings) -> ProjectResult:
+        nonlocal done
+        result = await _sync_project(sync_id, project, client, writer, clock)
+        done += 1
+        run = result.run
+        log.info(
+            "[%d/%d] project %s (%s): %s, %d pages, %d jobs, %d new, %d changed, %d gone, "
+            "%d rejected%s",
+            done,
+            len(projects),
+            project.project_id,
+            project.region,
+            run.outcome,
+            run.pages,
+            run.jobs_seen,
+            run.new_jobs,
+            run.changed_jobs,
+            run.gone_jobs,
+            run.rejected_records,
+            f": {run.error}" if run.error else "",
+        )
+        return result
+
+    log.info("sync %s: %d projects into %s", sync_id, len(projects), warehouse.path)
+    results = await asyncio.gather(*(one(p) for p in projects))
+    return SyncReport(
+        sync_id=sync_id,
+        database=warehouse.path,
+        started_at=started_at,
+        finished_at=clock(),
+        projects=tuple(results),
+        requests=client.requests_sent,
+    )
+
+
+class _SerializedWriter:
+    """Runs warehouse calls one at a time, off the event loop.
+
+    DuckDB releases the GIL while it works, so pages keep arriving meanwhile.
+    """
+
+    def __init__(self, warehouse: Warehouse) -> None:
+        self.warehouse = warehouse
+        self._lock = asyncio.Lock()
+
+    async def call(self, function: Callable[[], T]) -> T:
+        async with self._lock:
+            return await asyncio.to_thread(function)
+
+
+async def _sync_project(
+    sync_id: str,
+    project: ProjectSettings,
+    client: DrsClient,
+    writer: _SerializedWriter,
+    clock: Callable[[], datetime],
+) -> ProjectResult:
+    started_at = clock()
+    target = ProjectTarget(project.project_id, project.endpoint)
+    pages = 0
+    try:
+        known = await writer.call(lambda: writer.warehouse.present_job_ids(project.project_id))
+        listing = await client.list_project(target)
+        pages = len(listing.pages)
+        observations = list(listing.pages)
+        outcome, error = OK, None
+        confirmed_gone: frozenset[str] = frozenset()
+        if not listing.settled:
+            # What was seen still lands; nothing is marked gone on a partial view.
+            outcome, error = INCOMPLETE, f"listing did not settle: {listing.unsettled_reason}"
+        else:
+            missing = known - listing.seen_ids()
+            if missing:
+                try:
+                    absence = await client.confirm_absent(target, missing)
+                except DrsError as exc:
+                    outcome, error = INCOMPLETE, f"could not confirm missing jobs: {exc}"
+                else:
+                    confirmed_gone = absence.gone
+                    observations += absence.found
+                    pages += len(absence.found)
+        normalized = await asyncio.to_thread(
+            normalize_pages, observations, project_id=project.project_id, region=project.region
+        )
+        run = SyncRunRow(
+            sync_id=sync_id,
+            project_id=project.project_id,
+            started_at=started_at,
+            finished_at=clock(),
+            outcome=outcome,
+            error=error,
+            pages=pages,
+            jobs_seen=len(normalized.jobs),
+            total_count=listing.total_count,
+        )
+        gone_at = clock()
+        recorded = await writer.call(
+            lambda: writer.warehouse.apply_project_sync(
+                project.project_id, normalized, confirmed_gone, gone_at, run
+            )
+        )
+        return ProjectResult(run=recorded, region=project.region)
+    except DrsError as exc:
+        return await _record_failure(
+            sync_id,
+            project,
+            writer,
+            started_at,
+            clock,
+            pages,
+            str(exc),
+            error_code=exc.error_code,
+            request_id=exc.request_id,
+        )
+    except Exception as exc:
+        # One project's unexpected failure (a database error, a bug) must not
+        # stop the others; it is recorded and logged with its traceback.
+        log.exception("project %s failed unexpectedly", project.project_id)
+        return await _record_failure(
+            sync_id, project, writer, started_at, clock, pages, f"{type(exc).__name__}: {exc}"
+        )
+
+
+async def _record_failure(
+    sync_id: str,
+    project: ProjectSettings,
+    writer: _SerializedWriter,
+    started_at: datetime,
+    clock: Callable[[], datetime],
+    pages: int,
+    error: str,
+    *,
+    error_code: str | None = None,
+    request_id: str | None = None,
+) -> ProjectResult:
+    run = SyncRunRow(
+        sync_id=sync_id,
+        project_id=project.project_id,
+        started_at=started_at,
+        finished_at=clock(),
+        outcome=FAILED,
+        error=error,
+        pages=pages,
+        jobs_seen=0,
+        total_count=None,
+    )
+    await writer.call(lambda: writer.warehouse.record_run(run))
+    return ProjectResult(
+        run=run, region=project.region, error_code=error_code, request_id=request_id
+    )

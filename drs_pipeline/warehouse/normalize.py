@@ -1,0 +1,185 @@
+"""Raw API records into a typed DataFrame, with the unreadable ones kept aside.
+
+Column-wise: fields are pulled out once per field, checked with vectorized
+pandas operations, and every failing record gets the first reason it failed,
+naming the page offset and the field. A rejected record is never dropped: it
+goes to ``drs.rejected_records`` with that reason.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import numpy as np
+import orjson
+import pandas as pd
+
+FIELDS = ("async_job_id", "status", "domain_name", "user_name", "create_time")
+# Ids are 36 characters, names at most 64 in IAM: anything far longer is not data.
+MAX_FIELD_LENGTH = 256
+# Fields that must not be empty; an empty tenant or user name is odd but is a value.
+NON_EMPTY_FIELDS = ("async_job_id", "status", "create_time")
+EARLIEST_CREATE_TIME = pd.Timestamp("2000-01-01", tz="UTC")
+LATEST_CREATE_TIME = pd.Timestamp("2100-01-01", tz="UTC")
+
+# `2022-11-07T06:41:08Z`, with optional fraction, `Z` or a numeric offset: a time
+# without an offset is ambiguous and rejected rather than guessed to be UTC.
+ISO_8601_WITH_OFFSET = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})"
+# Epoch milliseconds as a decimal string, as other v5 endpoints return them.
+EPOCH_MILLISECONDS = r"\d{1,16}"
+
+JOB_DTYPES = {
+    "project_id": "str",
+    "region": "str",
+    "async_job_id": "str",
+    "status": "str",
+    "domain_name": "str",
+    "user_name": "str",
+    "create_time": "datetime64[us, UTC]",
+    "observed_at": "datetime64[us, UTC]",
+}
+REJECTED_COLUMNS = ("record", "reason")
+
+
+class ObservedPage(Protocol):
+    """A page of raw records and when it was fetched (the observation time)."""
+
+    @property
+    def offset(self) -> int: ...
+    @property
+    def jobs(self) -> list[Any]: ...
+    @property
+    def fetched_at(self) -> datetime: ...
+
+
+@dataclass(frozen=True)
+class Normalized:
+    # One row per async_job_id: its newest observation.
+    jobs: pd.DataFrame
+    rejected: pd.DataFrame
+
+
+def normalize_pages(pages: Sequence[ObservedPage], *, project_id: str, region: str) -> Normalized:
+    records: list[Any] = [record for page in pages for record in page.jobs]
+    sizes = [len(page.jobs) for page in pages]
+    frame = pd.DataFrame(
+        {
+            "page": np.repeat(np.arange(len(pages)), sizes),
+            "page_offset": np.repeat([page.offset for page in pages], sizes),
+            "observed_at": pd.to_datetime([page.fetched_at for page in pages], utc=True)
+            .as_unit("us")
+            .repeat(sizes),
+        }
+    )
+    is_object = np.fromiter((type(r) is dict for r in records), dtype=bool, count=len(records))
+    for name in FIELDS:
+        frame[name] = pd.Series(
+            [r.get(name) if type(r) is dict else None for r in records], dtype=object
+        )
+
+    reasons = _Reasons(frame["page_offset"])
+    reasons.add(~is_object, "record is not a JSON object")
+    for name in FIELDS:
+        values = frame[name]
+        reasons.add(values.isna(), f"field {name} is missing or null")
+        is_str = values.map(lambda value: isinstance(value, str)).astype(bool)
+        reasons.add(~is_str, f"field {name} is not a string")
+        text = values.where(is_str, "")
+        reasons.add(
+            text.str.len() > MAX_FIELD_LENGTH, f"field {name} is over {MAX_FIELD_LENGTH} characters"
+        )
+        if name in NON_EMPTY_FIELDS:
+            reasons.add(text.str.strip() == "", f"field {name} is empty")
+
+    create_time = frame["create_time"].where(reasons.none, "").astype(str)
+    parsed = _parse_create_time(create_time)
+    unreadable = reasons.none & parsed.isna()
+    reasons.add(
+        unreadable,
+        "field create_time is not ISO-8601 with an offset nor epoch milliseconds: "
+        + create_time.str.slice(0, 40),
+    )
+    out_of_range = reasons.none & ((parsed < EARLIEST_CREATE_TIME) | (parsed >= LATEST_CREATE_TIME))
+    reasons.add(out_of_range, "field create_time is outside 2000..2100: " + create_time)
+    frame["create_time"] = parsed
+
+    # The same id twice in one page is the API contradicting itself: keep the
+    # first, set the others aside. Across pages it is expected (the list moved),
+    # and the newest observation wins below.
+    repeated = reasons.none & frame.duplicated(["page", "async_job_id"], keep="first")
+    reasons.add(repeated, "duplicate of an earlier record with the same async_job_id in this page")
+
+    good = frame[reasons.none.to_numpy()]
+    newest = good.sort_values("observed_at", kind="stable").drop_duplicates(
+        "async_job_id", keep="last"
+    )
+    jobs = pd.DataFrame(
+        {
+            "project_id": project_id,
+            "region": region,
+            "async_job_id": newest["async_job_id"],
+            "status": newest["status"],
+            "domain_name": newest["domain_name"],
+            "user_name": newest["user_name"],
+            "create_time": newest["create_time"],
+            "observed_at": newest["observed_at"],
+        },
+        columns=list(JOB_DTYPES),
+    )
+    jobs = jobs.astype(JOB_DTYPES).reset_index(drop=True)
+
+    bad = ~reasons.none.to_numpy()
+    rejected = pd.DataFrame(
+        {
+            "record": [_raw_json(r) for r, b in zip(records, bad, strict=True) if b],
+            "reason": reasons.text[bad].astype(str).to_list(),
+        },
+        columns=list(REJECTED_COLUMNS),
+        dtype="str",
+    )
+    return Normalized(jobs=jobs, rejected=rejected)
+
+
+class _Reasons:
+    """The first reason each row failed, as ``page offset N: <reason>``."""
+
+    def __init__(self, page_offset: pd.Series) -> None:
+        self.prefix = "page offset " + page_offset.astype(str) + ": "
+        self.text = pd.Series(None, index=page_offset.index, dtype=object)
+
+    @property
+    def none(self) -> pd.Series:
+        return self.text.isna()
+
+    def add(self, mask: pd.Series | np.ndarray, reason: str | pd.Series) -> None:
+        mask = pd.Series(np.asarray(mask, dtype=bool), index=self.text.index)
+        fresh = mask & self.text.isna()
+        if fresh.any():
+            self.text = self.text.where(~fresh, self.prefix + reason)
+
+
+def _parse_create_time(text: pd.Series) -> pd.Series:
+    """ISO-8601 with an offset, or epoch milliseconds; anything else is NaT."""
+    parsed = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us, UTC]")
+    epoch = text.str.fullmatch(EPOCH_MILLISECONDS)
+    if epoch.any():
+        millis = text[epoch].astype("int64")
+        parsed[epoch] = pd.to_datetime(millis, unit="ms", utc=True).astype("datetime64[us, UTC]")
+    iso = text.str.fullmatch(ISO_8601_WITH_OFFSET)
+    if iso.any():
+        parsed[iso] = pd.to_datetime(text[iso], format="ISO8601", utc=True, errors="coerce").astype(
+            "datetime64[us, UTC]"
+        )
+    return parsed
+
+
+def _raw_json(record: Any) -> str:
+    try:
+        return orjson.dumps(record).decode()
+    except TypeError:
+        # orjson refuses integers beyond 64 bits; the stdlib writes them as is.
+        return json.dumps(record, ensure_ascii=False, default=repr)

@@ -1,0 +1,58 @@
+-- The history of DRS batch async jobs. All times are TIMESTAMPTZ in UTC.
+-- No primary keys: they slow bulk loads, and the merge keeps the keys unique
+-- by construction (tests and asset checks verify it).
+
+CREATE SCHEMA IF NOT EXISTS drs;
+
+-- Current state: one row per (project_id, async_job_id) ever seen.
+CREATE TABLE IF NOT EXISTS drs.async_jobs (
+    project_id    VARCHAR NOT NULL,
+    region        VARCHAR NOT NULL,
+    async_job_id  VARCHAR NOT NULL,
+    status        VARCHAR NOT NULL,
+    domain_name   VARCHAR NOT NULL,
+    user_name     VARCHAR NOT NULL,
+    create_time   TIMESTAMPTZ NOT NULL,
+    first_seen_at TIMESTAMPTZ NOT NULL,
+    last_seen_at  TIMESTAMPTZ NOT NULL,
+    status_since  TIMESTAMPTZ NOT NULL,  -- start of the current interval
+    is_gone       BOOLEAN NOT NULL,
+    gone_at       TIMESTAMPTZ            -- when a complete listing first lacked it
+);
+
+-- Every interval a job spent with one (status, domain_name, user_name).
+-- valid_to is NULL for the current interval of a job that is not gone.
+CREATE TABLE IF NOT EXISTS drs.async_job_history (
+    project_id   VARCHAR NOT NULL,
+    async_job_id VARCHAR NOT NULL,
+    status       VARCHAR NOT NULL,
+    domain_name  VARCHAR NOT NULL,
+    user_name    VARCHAR NOT NULL,
+    valid_from   TIMESTAMPTZ NOT NULL,
+    valid_to     TIMESTAMPTZ
+);
+
+-- One row per project per sync.
+CREATE TABLE IF NOT EXISTS drs.sync_runs (
+    sync_id          VARCHAR NOT NULL,
+    project_id       VARCHAR NOT NULL,
+    started_at       TIMESTAMPTZ NOT NULL,
+    finished_at      TIMESTAMPTZ NOT NULL,
+    outcome          VARCHAR NOT NULL CHECK (outcome IN ('ok', 'incomplete', 'failed')),
+    error            VARCHAR,
+    pages            INTEGER NOT NULL,
+    jobs_seen        INTEGER NOT NULL,
+    total_count      INTEGER,
+    new_jobs         INTEGER NOT NULL,
+    changed_jobs     INTEGER NOT NULL,
+    gone_jobs        INTEGER NOT NULL,
+    rejected_records INTEGER NOT NULL
+);
+
+-- Records the API returned that could not be read, kept with the reason.
+CREATE TABLE IF NOT EXISTS drs.rejected_records (
+    sync_id    VARCHAR NOT NULL,
+    project_id VARCHAR NOT NULL,
+    record     VARCHAR NOT NULL,  -- the raw JSON as received
+    reason     VARCHAR NOT NULL
+);

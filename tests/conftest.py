@@ -1,0 +1,197 @@
+"""Shared fixtures: the simulator served over loopback HTTP, a config file that
+points at it, a real DuckDB file, and a sync runner with quick retries."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from drs_pipeline.config import Settings, load_settings_file
+from drs_pipeline.drs.client import PagingPolicy
+from drs_pipeline.drs.retry import RetryPolicy
+from drs_pipeline.simulator import (
+    Faults,
+    ManualClock,
+    SimulatorApp,
+    SimulatorServer,
+    World,
+    WorldSettings,
+)
+from drs_pipeline.sync import SyncReport, run_sync
+
+# Retries as in production, but with waits short enough for a test suite.
+QUICK_RETRY = RetryPolicy(
+    max_attempts=4, initial_delay_s=0.01, max_delay_s=0.05, max_total_wait_s=5.0
+)
+
+
+@dataclass
+class Simulator:
+    """A simulator served on 127.0.0.1, and the handles a test steers it with."""
+
+    world: World
+    faults: Faults
+    app: SimulatorApp
+    clock: ManualClock
+    url: str
+    token: str
+
+    @property
+    def project_ids(self) -> list[str]:
+        return [p.project_id for p in self.world.projects]
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock.now(), UTC)
+
+
+def start_simulator(settings: WorldSettings) -> tuple[SimulatorServer, Simulator]:
+    clock = ManualClock(start=time.time())
+    world = World(settings, clock)
+    faults = Faults(seed=7)
+    token = secrets.token_hex(16)
+    app = SimulatorApp(world, faults, clock, {token})
+    server = SimulatorServer(app).start()
+    return server, Simulator(world, faults, app, clock, server.url, token)
+
+
+@pytest.fixture
+def simulator() -> Iterator[Simulator]:
+    """Scripted jobs only (no stream), two projects; the clock moves when a test says."""
+    settings = WorldSettings(seed=3, streaming=False, projects=())
+    server, handle = start_simulator(settings)
+    with server:
+        yield handle
+
+
+@pytest.fixture
+def streaming_simulator() -> Iterator[Simulator]:
+    """The generated world: jobs arriving, moving through their lifecycle, vanishing."""
+    settings = WorldSettings(seed=11, speed=60.0)
+    server, handle = start_simulator(settings)
+    with server:
+        yield handle
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Path:
+    return tmp_path / "history.duckdb"
+
+
+def write_config(
+    path: Path,
+    simulator: Simulator,
+    project_ids: list[str] | None = None,
+    *,
+    page_size: int = 1000,
+    max_concurrency: int = 8,
+) -> Path:
+    projects = project_ids if project_ids is not None else simulator.project_ids
+    lines = ["projects:"]
+    for project_id in projects:
+        lines += [
+            f"  - project_id: '{project_id}'",
+            "    region: cn-south-2",
+            f"    endpoint: {simulator.url}",
+        ]
+    lines += [
+        "auth: {method: token, token_env: DRS_AUTH_TOKEN}",
+        f"page_size: {page_size}",
+        f"max_concurrency: {max_concurrency}",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def settings_for(
+    simulator: Simulator,
+    tmp_path: Path,
+    project_ids: list[str] | None = None,
+    **options: int,
+) -> Settings:
+    config = write_config(tmp_path / "drs.yaml", simulator, project_ids, **options)
+    return load_settings_file(config, {"DRS_AUTH_TOKEN": simulator.token})
+
+
+def sync(
+    simulator: Simulator,
+    settings: Settings,
+    database: Path,
+    *,
+    retry: RetryPolicy = QUICK_RETRY,
+    paging: PagingPolicy | None = None,
+) -> SyncReport:
+    """One real sync over loopback HTTP, observing time on the simulator's clock."""
+    return run_sync(settings, database, retry=retry, paging=paging, clock=simulator.now)
+
+
+def query(database: Path, sql: str, params: list[object] | None = None) -> list[tuple]:
+    with duckdb.connect(str(database), read_only=True) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        return con.execute(sql, params or []).fetchall()
+
+
+def assert_history_invariants(database: Path) -> None:
+    """The history's promises, each query listing the rows that break it."""
+    duplicate_jobs = query(
+        database,
+        "SELECT project_id, async_job_id, count(*) FROM drs.async_jobs "
+        "GROUP BY ALL HAVING count(*) > 1",
+    )
+    assert duplicate_jobs == [], f"jobs stored twice: {duplicate_jobs}"
+    open_intervals = query(
+        database,
+        """
+        SELECT j.project_id, j.async_job_id, j.is_gone, count(h.async_job_id) AS open
+        FROM drs.async_jobs j
+        LEFT JOIN drs.async_job_history h
+          ON h.project_id = j.project_id AND h.async_job_id = j.async_job_id
+         AND h.valid_to IS NULL
+        GROUP BY ALL
+        HAVING (NOT j.is_gone AND count(h.async_job_id) <> 1)
+            OR (j.is_gone AND count(h.async_job_id) <> 0)
+        """,
+    )
+    assert open_intervals == [], f"jobs without exactly one open interval: {open_intervals}"
+    empty = query(
+        database,
+        "SELECT * FROM drs.async_job_history WHERE valid_to IS NOT NULL AND valid_from >= valid_to",
+    )
+    assert empty == [], f"intervals with valid_from >= valid_to: {empty}"
+    overlapping = query(
+        database,
+        """
+        SELECT a.project_id, a.async_job_id, a.valid_from, b.valid_from
+        FROM drs.async_job_history a
+        JOIN drs.async_job_history b
+          ON a.project_id = b.project_id AND a.async_job_id = b.async_job_id
+         AND a.valid_from < b.valid_from
+         AND b.valid_from < coalesce(a.valid_to, 'infinity'::TIMESTAMPTZ)
+        """,
+    )
+    assert overlapping == [], f"overlapping intervals: {overlapping}"
+    current_mismatch = query(
+        database,
+        """
+        SELECT j.project_id, j.async_job_id
+        FROM drs.async_jobs j
+        JOIN drs.async_job_history h
+          ON h.project_id = j.project_id AND h.async_job_id = j.async_job_id
+         AND h.valid_to IS NULL
+        WHERE h.status <> j.status OR h.domain_name <> j.domain_name
+           OR h.user_name <> j.user_name OR h.valid_from <> j.status_since
+        """,
+    )
+    assert current_mismatch == [], f"current state disagrees with history: {current_mismatch}"
+    orphans = query(
+        database,
+        "SELECT DISTINCT project_id, async_job_id FROM drs.async_job_history "
+        "ANTI JOIN drs.async_jobs USING (project_id, async_job_id)",
+    )
+    assert orphans == [], f"history of unknown jobs: {orphans}"
