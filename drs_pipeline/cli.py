@@ -120,10 +120,19 @@ def _demo_command(args: argparse.Namespace) -> int:
         worst = max(worst, _materialize_and_report(database, embedded=True))
         if number < args.syncs:
             time.sleep(args.interval)
-    from drs_pipeline.report import jobs_by_status
+    from drs_pipeline.report import read_table, rounded
 
-    print("\nJobs present now, by tenant, user and status:")
-    print(_table(jobs_by_status(database)))
+    print("\nJobs present now, by tenant, user and status (drs.status_counts):")
+    print(_table(read_table(database, "FROM drs.status_counts")))
+    print("\nDurations in seconds, by tenant, user and metric (drs.job_durations):")
+    durations = read_table(
+        database,
+        "FROM drs.job_durations WHERE metric IN ('validation', 'time_to_commit') "
+        "ORDER BY metric, domain_name, user_name",
+    )
+    print(_table(rounded(durations)))
+    stuck = read_table(database, "SELECT count(*) AS stuck_jobs FROM drs.stuck_jobs")
+    print(f"\nStuck jobs (drs.stuck_jobs): {int(stuck['stuck_jobs'].iloc[0])}")
     print(f"\nThe history is in {database}")
     print("Query it with SQL, e.g.:")
     example = "SELECT * FROM drs.async_job_history LIMIT 10"
@@ -140,7 +149,10 @@ def _materialize_and_report(
     # Imported here: Dagster takes a second to import, `--help` should not wait.
     import dagster as dg
 
+    from drs_pipeline.defs.ingest import checks as ingest_checks
     from drs_pipeline.defs.ingest.assets import drs_sync
+    from drs_pipeline.defs.marts import checks as mart_checks
+    from drs_pipeline.defs.marts.assets import drs_marts
     from drs_pipeline.defs.resources import DrsApiResource, HistoryDatabaseResource
 
     instance = (
@@ -149,8 +161,17 @@ def _materialize_and_report(
         else dg.DagsterInstance.ephemeral()
     )
     with instance:
+        # What the scheduled job runs: the ingest, its checks, the marts and theirs.
         result = dg.materialize(
-            [drs_sync],
+            [
+                drs_sync,
+                drs_marts,
+                ingest_checks.history_invariants,
+                ingest_checks.every_project_synced_ok,
+                ingest_checks.no_rejected_records,
+                ingest_checks.history_is_fresh,
+                mart_checks.no_stuck_jobs,
+            ],
             instance=instance,
             resources={
                 "drs_api": DrsApiResource(

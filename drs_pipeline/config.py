@@ -40,6 +40,17 @@ REGION_PATTERN = re.compile(r"[a-z]{2,}(-[a-z0-9]+){1,4}")
 LANGUAGES = ("en-us", "zh-cn")
 MAX_PAGE_SIZE = 1000
 AUTH_METHODS = ("token",)
+DEFAULT_SCHEDULE = "*/5 * * * *"
+# Five cron fields of digits, names, *, /, - and commas; Dagster checks the rest
+# when it builds the schedule.
+CRON_PATTERN = re.compile(r"[0-9A-Za-z*/,\-]+( +[0-9A-Za-z*/,\-]+){4}")
+# Minutes a job may stay in a status before it counts as stuck.
+DEFAULT_STUCK_AFTER_MINUTES = {
+    "ASYNC_JOB_VALIDATING": 60,
+    "ASYNC_JOB_VALIDATE_FAILED": 24 * 60,
+    "AUTO_PARAM_VALIDATE_SUCCESS": 24 * 60,
+}
+DEFAULT_FRESHNESS_MINUTES = 15
 
 
 class ConfigError(ValueError):
@@ -106,8 +117,18 @@ class Settings:
     page_size: int = MAX_PAGE_SIZE
     max_concurrency: int = 8
     language: str = "en-us"
+    schedule: str = DEFAULT_SCHEDULE
+    stuck_after_minutes: Mapping[str, float] = field(
+        default_factory=lambda: dict(DEFAULT_STUCK_AFTER_MINUTES)
+    )
+    # The history is stale when a project has had no ok sync for this long.
+    freshness_minutes: float = DEFAULT_FRESHNESS_MINUTES
     source: str = "<embedded simulator>"
     simulator: SimulatorSettings | None = None
+
+    @property
+    def stuck_thresholds_s(self) -> dict[str, float]:
+        return {status: minutes * 60 for status, minutes in self.stuck_after_minutes.items()}
 
     @property
     def uses_embedded_simulator(self) -> bool:
@@ -153,6 +174,12 @@ def embedded_simulator_settings(env: Mapping[str, str] | None = None) -> Setting
     return Settings(
         projects=projects,
         auth=TokenAuthSettings(token_env="(embedded simulator)", token=token),  # noqa: S106
+        # The simulator's world runs `speed` times faster than the wall clock, so
+        # its thresholds are the production ones scaled the same way.
+        stuck_after_minutes={
+            status: minutes / simulator.speed
+            for status, minutes in DEFAULT_STUCK_AFTER_MINUTES.items()
+        },
         simulator=simulator,
     )
 
@@ -169,12 +196,22 @@ def load_settings_file(path: Path, env: Mapping[str, str] | None = None) -> Sett
     return parse_settings(document, source, env)
 
 
+TOP_LEVEL_KEYS = {
+    "projects",
+    "auth",
+    "page_size",
+    "max_concurrency",
+    "language",
+    "schedule",
+    "stuck_after_minutes",
+    "freshness_minutes",
+}
+
+
 def parse_settings(document: object, source: str, env: Mapping[str, str]) -> Settings:
     """Validate a parsed YAML document into Settings (no I/O but ``env``)."""
     top = _mapping(document, source, "(top level)")
-    _reject_unknown_keys(
-        top, {"projects", "auth", "page_size", "max_concurrency", "language"}, source, ""
-    )
+    _reject_unknown_keys(top, TOP_LEVEL_KEYS, source, "")
     if "projects" not in top:
         raise ConfigError(source, "projects", "required: a list of projects to sync")
     projects = _parse_projects(top["projects"], source)
@@ -190,8 +227,65 @@ def parse_settings(document: object, source: str, env: Mapping[str, str]) -> Set
         page_size=page_size,
         max_concurrency=max_concurrency,
         language=language,
+        schedule=parse_schedule(top.get("schedule", DEFAULT_SCHEDULE), source),
+        stuck_after_minutes=_parse_stuck_after(top.get("stuck_after_minutes"), source),
+        freshness_minutes=_minutes(
+            top.get("freshness_minutes", DEFAULT_FRESHNESS_MINUTES), source, "freshness_minutes"
+        ),
         source=source,
     )
+
+
+def parse_schedule(value: object, source: str) -> str:
+    if not isinstance(value, str) or not CRON_PATTERN.fullmatch(value.strip()):
+        raise ConfigError(
+            source, "schedule", "must be a cron expression of five fields, like '*/5 * * * *'"
+        )
+    return value.strip()
+
+
+def load_schedule(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> str:
+    """Only the ``schedule`` key, for building Dagster definitions.
+
+    Definitions load without credentials (``dg check defs``, the webserver), so
+    nothing else is validated here; each run validates the whole file.
+    """
+    env = os.environ if env is None else env
+    explicit = env.get(CONFIG_ENV, "").strip()
+    path = Path(explicit).expanduser() if explicit else (cwd or Path.cwd()) / DEFAULT_CONFIG_NAME
+    if not path.is_file():
+        return DEFAULT_SCHEDULE
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), "(file)", f"cannot be read: {exc}") from None
+    if not isinstance(document, dict):
+        return DEFAULT_SCHEDULE
+    return parse_schedule(document.get("schedule", DEFAULT_SCHEDULE), str(path))
+
+
+def _parse_stuck_after(value: object, source: str) -> dict[str, float]:
+    if value is None:
+        return dict(DEFAULT_STUCK_AFTER_MINUTES)
+    if not isinstance(value, dict) or not value:
+        raise ConfigError(
+            source,
+            "stuck_after_minutes",
+            "must map status names to minutes, e.g. ASYNC_JOB_VALIDATING: 60",
+        )
+    thresholds: dict[str, float] = {}
+    for status, minutes in value.items():
+        key = f"stuck_after_minutes.{status}"
+        if not isinstance(status, str) or not re.fullmatch(r"[A-Z][A-Z0-9_]*", status):
+            raise ConfigError(source, key, "must be a status name like ASYNC_JOB_VALIDATING")
+        thresholds[status] = _minutes(minutes, source, key)
+    return thresholds
+
+
+def _minutes(value: object, source: str, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(source, key, "must be a positive number of minutes")
+    return float(value)
 
 
 def _parse_projects(value: object, source: str) -> tuple[ProjectSettings, ...]:

@@ -34,6 +34,17 @@ ORDER BY domain_name, user_name, status
 """
 
 
+def rounded(frame: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
+    """Floats rounded for reading; other columns untouched."""
+    floats = frame.select_dtypes("float").columns
+    return frame.assign(**{column: frame[column].round(digits) for column in floats})
+
+
+def read_table(database: Path, sql: str) -> pd.DataFrame:
+    with connect(database, read_only=True) as con:
+        return con.execute(sql).df()
+
+
 def outcome_frame(report: SyncReport) -> pd.DataFrame:
     rows = [
         [
@@ -59,8 +70,7 @@ def outcome_table_markdown(report: SyncReport) -> str:
 
 def jobs_by_status(database: Path) -> pd.DataFrame:
     """Jobs present now, by tenant, user and status."""
-    with connect(database, read_only=True) as con:
-        return con.execute(JOBS_BY_STATUS_SQL).df()
+    return read_table(database, JOBS_BY_STATUS_SQL)
 
 
 def status_preview_markdown(database: Path, limit: int = 30) -> str:
@@ -69,3 +79,12 @@ def status_preview_markdown(database: Path, limit: int = 30) -> str:
     if len(frame) > limit:
         text += f"\n\n({len(frame) - limit} more rows)"
     return text
+
+
+def mart_preview_markdown(database: Path, table: str, limit: int = 30) -> str:
+    """The first rows of a mart, for Dagster metadata."""
+    with connect(database, read_only=True) as con:
+        # The table name comes from our own list of marts, never from input.
+        frame = con.execute(f"SELECT * FROM drs.{table} LIMIT {limit + 1}").df()  # noqa: S608
+    text = str(rounded(frame.head(limit)).to_markdown(index=False))
+    return text + ("\n\n(more rows)" if len(frame) > limit else "")

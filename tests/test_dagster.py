@@ -1,4 +1,4 @@
-"""The Dagster side: definitions load, and real materializations of the ingest."""
+"""The Dagster side: definitions load, and real materializations of the whole job."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import dagster as dg
 import pytest
 
 from drs_pipeline.definitions import defs
-from drs_pipeline.defs.ingest.assets import drs_sync
 from drs_pipeline.defs.resources import DrsApiResource, HistoryDatabaseResource
 
 from .conftest import Simulator, query, write_config
@@ -21,28 +20,86 @@ HISTORY_KEYS = {
     dg.AssetKey(["drs", t])
     for t in ("async_jobs", "async_job_history", "sync_runs", "rejected_records")
 }
+MART_KEYS = {
+    dg.AssetKey(["drs", t])
+    for t in (
+        "status_counts",
+        "status_counts_by_project",
+        "duration_samples",
+        "job_durations",
+        "job_durations_by_project",
+        "stuck_jobs",
+    )
+}
+CHECKS = {
+    ("async_job_history", "history_invariants"),
+    ("sync_runs", "every_project_synced_ok"),
+    ("rejected_records", "no_rejected_records"),
+    ("async_jobs", "history_is_fresh"),
+    ("stuck_jobs", "no_stuck_jobs"),
+}
 
 
-def materialize(config: Path, database: Path) -> dg.ExecuteInProcessResult:
-    with dg.instance_for_test() as instance:
-        return dg.materialize(
-            [drs_sync],
-            instance=instance,
+def run_job(config: Path, database: Path) -> dg.ExecuteInProcessResult:
+    """The scheduled job, in process, with resources pointed at this test's files."""
+    definitions = dg.Definitions.merge(
+        dg.Definitions(
+            assets=list(defs().assets or []),
+            asset_checks=list(defs().asset_checks or []),
+            jobs=list(defs().jobs or []),
+        ),
+        dg.Definitions(
             resources={
                 "drs_api": DrsApiResource(config_path=str(config)),
                 "history_db": HistoryDatabaseResource(path=str(database), lock_timeout_s=2),
-            },
-            raise_on_error=False,
-        )
+            }
+        ),
+    )
+    job = definitions.resolve_job_def("drs_pipeline_job")
+    with dg.instance_for_test() as instance:
+        return job.execute_in_process(instance=instance, raise_on_error=False)
 
 
-def test_definitions_hold_the_ingest_assets_and_resources() -> None:
+def check_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
+    return {
+        e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+
+
+def materialized(result: dg.ExecuteInProcessResult) -> set[dg.AssetKey]:
+    return {e.asset_key for e in result.get_asset_materialization_events()}
+
+
+def test_definitions_hold_assets_checks_job_and_running_schedule() -> None:
     definitions = defs()
     graph = definitions.resolve_asset_graph()
-    assert set(graph.get_all_asset_keys()) >= HISTORY_KEYS
-    for key in HISTORY_KEYS:
-        assert graph.get(key).group_name == "ingest"
+    assert set(graph.get_all_asset_keys()) == HISTORY_KEYS | MART_KEYS
+    assert {(k.asset_key.path[-1], k.name) for k in graph.asset_check_keys} == CHECKS
     assert {"drs_api", "history_db"} <= set(definitions.resources or {})
+    schedule = definitions.resolve_schedule_def("drs_pipeline_schedule")
+    assert schedule.cron_schedule == "*/5 * * * *"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert schedule.job_name == "drs_pipeline_job"
+
+
+def test_schedule_cron_comes_from_the_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "drs.yaml"
+    config.write_text("schedule: '*/2 * * * *'\nprojects: []\n")  # rest checked per run
+    monkeypatch.setenv("DRS_CONFIG", str(config))
+    assert defs().resolve_schedule_def("drs_pipeline_schedule").cron_schedule == "*/2 * * * *"
+
+
+def test_schedule_evaluation_targets_the_job() -> None:
+    schedule = defs().resolve_schedule_def("drs_pipeline_schedule")
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(instance=instance)
+        data = schedule.evaluate_tick(context)
+    (request,) = data.run_requests or []
+    assert request.job_name in (None, "drs_pipeline_job")
 
 
 def test_dg_check_defs_passes(tmp_path: Path) -> None:
@@ -59,7 +116,7 @@ def test_dg_check_defs_passes(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_materialization_lands_the_history_with_metadata(
+def test_job_lands_history_and_marts_with_metadata_and_checks(
     simulator: Simulator, tmp_path: Path, database: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project_id = simulator.project_ids[0]
@@ -68,22 +125,26 @@ def test_materialization_lands_the_history_with_metadata(
     monkeypatch.setenv("DRS_AUTH_TOKEN", simulator.token)
     config = write_config(tmp_path / "drs.yaml", simulator, [project_id], page_size=3)
 
-    result = materialize(config, database)
+    result = run_job(config, database)
 
     assert result.success
+    assert materialized(result) == HISTORY_KEYS | MART_KEYS
     events = {
         e.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()
     }
-    assert set(events) == HISTORY_KEYS
     jobs = events[dg.AssetKey(["drs", "async_jobs"])]
     assert jobs["dagster/row_count"].value == 7
     assert "ASYNC_JOB_VALIDATING" in jobs["preview"].value
     runs = events[dg.AssetKey(["drs", "sync_runs"])]
     assert project_id in runs["projects"].value and "| ok " in runs["projects"].value
-    assert query(database, "SELECT count(*) FROM drs.async_jobs") == [(7,)]
+    assert events[dg.AssetKey(["drs", "status_counts"])]["dagster/row_count"].value == 1
+    checks = check_results(result)
+    assert {name for _, name in CHECKS} == set(checks)
+    assert all(c.passed for c in checks.values())
+    assert query(database, "SELECT sum(jobs) FROM drs.status_counts") == [(7,)]
 
 
-def test_a_failed_project_fails_the_step_after_landing_the_others(
+def test_a_failed_project_fails_the_run_but_the_rest_lands_in_history_and_marts(
     simulator: Simulator, tmp_path: Path, database: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     good = simulator.project_ids[0]
@@ -91,24 +152,28 @@ def test_a_failed_project_fails_the_step_after_landing_the_others(
     monkeypatch.setenv("DRS_AUTH_TOKEN", simulator.token)
     config = write_config(tmp_path / "drs.yaml", simulator, [good, "e" * 32])
 
-    result = materialize(config, database)
+    result = run_job(config, database)
 
     assert not result.success
-    assert {e.asset_key for e in result.get_asset_materialization_events()} == HISTORY_KEYS
+    assert materialized(result) == HISTORY_KEYS | MART_KEYS
+    verdict = check_results(result)["every_project_synced_ok"]
+    assert not verdict.passed
+    assert "e" * 32 in (verdict.description or "") and "DRS.M00261" in (verdict.description or "")
+    assert "e" * 32 in verdict.metadata["not_ok"].value
     (failure,) = result.get_step_failure_events()
-    description = failure.step_failure_data.user_failure_data.description
-    assert "e" * 32 in description and "DRS.M00261" in description and "failed" in description
-    assert query(database, "SELECT count(*) FROM drs.async_jobs") == [(1,)]
+    assert "every_project_synced_ok" in failure.step_key
+    assert query(database, "SELECT sum(jobs) FROM drs.status_counts") == [(1,)]
 
 
 def test_configuration_error_fails_the_run_without_retry(tmp_path: Path, database: Path) -> None:
     config = tmp_path / "drs.yaml"
     config.write_text("projects: [{project_id: nope, region: cn-south-2}]\n")
 
-    result = materialize(config, database)
+    result = run_job(config, database)
 
     assert not result.success
-    (failure,) = result.get_step_failure_events()
-    description = failure.step_failure_data.user_failure_data.description
+    failures = result.get_step_failure_events()
+    description = failures[0].step_failure_data.user_failure_data.description
     assert "configuration error" in description and "projects[0].project_id" in description
+    assert not any(e.event_type_value == "STEP_UP_FOR_RETRY" for e in result.all_events)
     assert not database.exists()

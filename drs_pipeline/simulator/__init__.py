@@ -12,7 +12,7 @@ Three ways to run it:
 
 from __future__ import annotations
 
-from drs_pipeline.simulator.app import DEFAULT_TOKEN, RequestRecord, SimStats, SimulatorApp
+from drs_pipeline.simulator.app import RequestRecord, SimStats, SimulatorApp
 from drs_pipeline.simulator.clock import Clock, ManualClock, WallClock
 from drs_pipeline.simulator.faults import Faults, ScriptedFault
 from drs_pipeline.simulator.model import SimJob, SimProject, WorldSettings
@@ -20,7 +20,6 @@ from drs_pipeline.simulator.server import SimulatorServer, run_forever
 from drs_pipeline.simulator.world import World
 
 __all__ = [
-    "DEFAULT_TOKEN",
     "Clock",
     "Faults",
     "ManualClock",
@@ -42,11 +41,15 @@ __all__ = [
 def build_simulator(
     settings: WorldSettings,
     faults: Faults | None = None,
-    tokens: set[str] | None = None,
+    *,
+    tokens: set[str],
     clock: Clock | None = None,
+    job_cache: int | None = None,
 ) -> SimulatorApp:
-    """A ready app: world, faults (all off by default), accepted tokens (default
-    ``{DEFAULT_TOKEN}``) and one clock shared by world and app (default: wall time)."""
+    """A ready app: world, faults (all off by default), the accepted tokens (no
+    default: a token in code would be a secret in code) and one clock shared by
+    world and app (default: wall time).
+    ``job_cache``: see ``World``."""
     clock = clock if clock is not None else WallClock()
-    world = World(settings, clock)
-    return SimulatorApp(world, faults if faults is not None else Faults(), clock, tokens)
+    world = World(settings, clock, job_cache=job_cache)
+    return SimulatorApp(world, faults if faults is not None else Faults(), clock, tokens=tokens)

@@ -32,8 +32,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-# Not a secret: the simulator is loopback-only and exists to be called by tests.
-DEFAULT_TOKEN = "drs-simulator-token"  # noqa: S105
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 10
 
@@ -90,8 +88,9 @@ class ListQuery:
 
 
 class SimulatorApp:
-    """The ASGI callable. ``tokens`` are the accepted X-Auth-Token values (default
-    ``{DEFAULT_TOKEN}``); a token in ``expired_tokens`` gets 401 APIGW.0307 (the
+    """The ASGI callable. ``tokens`` are the accepted X-Auth-Token values (there is
+    no default: whoever starts a simulator chooses them); a token in
+    ``expired_tokens`` gets 401 APIGW.0307 (the
     "renew your token" answer). Both sets may be changed while serving."""
 
     def __init__(
@@ -99,13 +98,14 @@ class SimulatorApp:
         world: World,
         faults: Faults | None = None,
         clock: Clock | None = None,
-        tokens: Iterable[str] | None = None,
+        *,
+        tokens: Iterable[str],
     ) -> None:
         self.world = world
         self.faults = faults if faults is not None else Faults()
         # Should be the world's clock: jobs added by drift are stamped with that one.
         self.clock: Clock = clock if clock is not None else world.clock
-        self.tokens: set[str] = set(tokens) if tokens is not None else {DEFAULT_TOKEN}
+        self.tokens: set[str] = set(tokens)
         self.expired_tokens: set[str] = set()
         self.stats = SimStats()
 
@@ -222,9 +222,12 @@ class SimulatorApp:
                 vanish_at=now + world.settings.wall_retention_s,
             )
         if action in ("vanish", "both"):
-            visible = world.list_jobs(project_id, world.now(), sort_dir="asc")
-            if visible:
-                world.vanish(project_id, rng.choice(visible).async_job_id)
+            # Pick by position: generating the whole listing just to choose one is waste.
+            now = world.now()
+            total, _ = world.page(project_id, now, limit=0)
+            if total:
+                _, picked = world.page(project_id, now, offset=rng.randrange(total), limit=1)
+                world.vanish(project_id, picked[0].async_job_id)
 
     # -- scripted faults --------------------------------------------------------------
 

@@ -37,7 +37,7 @@ class ScriptedFault:
         ``status``/``body`` are given.
 
     Matching: ``project_id`` and ``offset`` None match anything. ``times`` is how
-    many matching requests it applies to.
+    many matching requests it applies to (it counts down as they arrive).
     """
 
     status: int | None = None
@@ -100,11 +100,11 @@ class Faults:
     def take(self, project_id: str, offset: int) -> ScriptedFault | None:
         """Use up one application of the first queued fault matching this request."""
         with self._lock:
-            for fault in self._queue:
+            for position, fault in enumerate(self._queue):
                 if fault.matches(project_id, offset):
                     fault.times -= 1
                     if fault.times <= 0:
-                        self._queue.remove(fault)
+                        del self._queue[position]
                     return fault
         return None
 

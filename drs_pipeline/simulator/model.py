@@ -36,13 +36,13 @@ def format_create_time(create_time: float, time_format: TimeFormat) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(math.floor(create_time)))
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True)
 class SimJob:
     """One batch async job as the server knows it.
 
     Mutable on purpose: scripted changes (status, owner, vanish) edit the job in
-    place, so every listing that holds it sees the change. ``eq=False`` keeps
-    identity semantics: two jobs are the same only if they are the same object.
+    place, so every listing that holds it sees the change. Equality compares the
+    fields (a regenerated stream job equals the evicted one); not hashable.
     """
 
     project_id: str
@@ -58,7 +58,9 @@ class SimJob:
     raw: dict[str, Any] | None = None
     # Position in the project's deterministic stream; None for scripted jobs.
     index: int | None = None
-    _create_str: tuple[TimeFormat, str] | None = field(default=None, repr=False)
+    _create_str: tuple[TimeFormat, str] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def status_at(self, t: float) -> str:
         # Timelines hold a handful of entries: a reverse scan beats bisect with a key.
@@ -138,6 +140,9 @@ class WorldSettings:
             object.__setattr__(self, "projects", default_projects(self.seed))
         if self.speed <= 0:
             raise ValueError("speed must be positive")
+        for name in ("vanish_fraction", "epoch_ms_fraction", "legacy_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be within [0, 1]")
         if self.arrival_interval_s <= 0 or self.retention_s <= 0:
             raise ValueError("arrival_interval_s and retention_s must be positive")
         if not self.domains or any(not users for _, users in self.domains):

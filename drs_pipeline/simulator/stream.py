@@ -19,8 +19,10 @@ lookup by ``async_job_id`` is O(1) instead of a scan of every generated id.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import struct
+from collections.abc import Callable, Iterator
 
 from drs_pipeline.drs import statuses
 from drs_pipeline.simulator.model import SimJob, TimeFormat, WorldSettings
@@ -41,40 +43,31 @@ _UNIT = 1.0 / 4294967296.0  # 2**-32: a 32-bit hash word to a float in [0, 1)
 _WORDS = struct.Struct("<16I")
 _MASK48 = (1 << 48) - 1
 
-# Word positions in a job's first digest (16 little-endian uint32). Words 0-3 (the
-# first 16 bytes) are the hash part of the job's UUID.
-_W_ARRIVAL, _W_VANISH_ROLL, _W_VANISH_SHARE = 4, 5, 6
-_W_DOMAIN, _W_USER, _W_FORMAT, _W_LEGACY_ROLL, _W_LEGACY_PICK = 7, 8, 9, 10, 11
-_W_LIFECYCLE = 12  # lifecycle draws start here and continue into further digests
+# Word positions in a job's first digest (16 little-endian uint32). Words 0-2 are the
+# hash part of the job's UUID. The lifecycle draws from word 10 on: its common paths
+# need at most 6 draws, so a second digest is rarely computed.
+_W_ARRIVAL, _W_VANISH_ROLL, _W_VANISH_SHARE = 3, 4, 5
+_W_DOMAIN, _W_USER, _W_FORMAT, _W_LEGACY = 6, 7, 8, 9
+_W_LIFECYCLE = 10
 
 
-class _Draws:
-    """Uniform draws taken from hash words, refilled from further digests on demand.
+def _draws(key: bytes, words: tuple[int, ...], start: int) -> Callable[[], float]:
+    """Uniform [0, 1) draws: the job digest's words from ``start`` on, then words of
+    further digests, computed only if the lifecycle runs that long.
 
-    Cheaper than seeding ``random.Random`` (~7 µs each time: it fills 624 words),
-    and fixed by this code rather than by the Python version.
+    A bound ``__next__`` is the cheapest call Python has; seeding ``random.Random``
+    instead would cost ~7 µs per job (it fills 624 words), and its output would be
+    fixed by the Python version rather than by this code.
     """
+    first = [w * _UNIT for w in words[start:]]
+    return itertools.chain(first, _more_draws(key)).__next__
 
-    __slots__ = ("_key", "_pos", "_refills", "_words")
 
-    def __init__(self, key: bytes, words: tuple[int, ...], pos: int) -> None:
-        self._key = key
-        self._words = words
-        self._pos = pos
-        self._refills = 0
-
-    def random(self) -> float:
-        if self._pos >= len(self._words):
-            self._refills += 1
-            digest = hashlib.blake2b(self._key + b"/%d" % self._refills, digest_size=64)
-            self._words = _WORDS.unpack(digest.digest())
-            self._pos = 0
-        word = self._words[self._pos]
-        self._pos += 1
-        return word * _UNIT
-
-    def uniform(self, low: float, high: float) -> float:
-        return low + (high - low) * self.random()
+def _more_draws(key: bytes) -> Iterator[float]:
+    for refill in itertools.count(1):
+        digest = hashlib.blake2b(key + b"/%d" % refill, digest_size=64).digest()
+        for word in _WORDS.unpack(digest):
+            yield word * _UNIT
 
 
 class _IdCodec:
@@ -105,13 +98,8 @@ class _IdCodec:
 
 def _format_uuid(words: tuple[int, ...], tail: int) -> str:
     """A version-4-shaped UUID: 74 hash bits, then 48 bits naming the index."""
-    return "%08x-%04x-%04x-%04x-%012x" % (
-        words[0],
-        words[1] & 0xFFFF,
-        0x4000 | (words[1] >> 16) & 0x0FFF,
-        0x8000 | words[2] & 0x3FFF,
-        tail,
-    )
+    a, b, c = words[0], words[1] & 0xFFFF, 0x4000 | (words[1] >> 16) & 0x0FFF
+    return f"{a:08x}-{b:04x}-{c:04x}-{0x8000 | words[2] & 0x3FFF:04x}-{tail:012x}"
 
 
 class ProjectStream:
@@ -157,11 +145,13 @@ class ProjectStream:
         time_format: TimeFormat = (
             "epoch_ms" if words[_W_FORMAT] * _UNIT < settings.epoch_ms_fraction else "iso"
         )
-        if words[_W_LEGACY_ROLL] * _UNIT < settings.legacy_fraction:
-            legacy = statuses.LEGACY[words[_W_LEGACY_PICK] % len(statuses.LEGACY)]
+        if words[_W_LEGACY] * _UNIT < settings.legacy_fraction:
+            # The low bits pick which legacy status; the roll is decided by the high bits.
+            legacy = statuses.LEGACY[words[_W_LEGACY] % len(statuses.LEGACY)]
             timeline = [(create_time, legacy)]
         else:
-            timeline = lifecycle(_Draws(key, words, _W_LIFECYCLE), create_time, settings.speed)
+            draw = _draws(key, words, _W_LIFECYCLE)
+            timeline = lifecycle(draw, create_time, settings.speed)
         return SimJob(
             project_id=self.project_id,
             async_job_id=_format_uuid(words, self._codec.encode(index)),
@@ -195,27 +185,29 @@ class ProjectStream:
         return lo, max(lo, hi)
 
 
-def lifecycle(draws: _Draws, create_time: float, speed: float) -> list[tuple[float, str]]:
+def lifecycle(
+    draw: Callable[[], float], create_time: float, speed: float
+) -> list[tuple[float, str]]:
     """Validation rounds, then an optional commit, as a sorted (at, status) timeline.
 
     VALIDATING, then VALIDATE_FAILED or AUTO_PARAM_VALIDATE_SUCCESS. A failed job may
     be fixed and validated again (at most MAX_VALIDATION_ROUNDS rounds); a validated
-    one may be committed, after which nothing changes.
+    one may be committed, after which nothing changes. ``draw()`` is uniform [0, 1).
     """
     t = create_time
     timeline = [(t, statuses.VALIDATING)]
     for round_no in range(1, MAX_VALIDATION_ROUNDS + 1):
-        t += draws.uniform(VALIDATE_MIN_S, VALIDATE_MAX_S) / speed
-        if draws.random() < FAIL_PROBABILITY:
+        t += (VALIDATE_MIN_S + (VALIDATE_MAX_S - VALIDATE_MIN_S) * draw()) / speed
+        if draw() < FAIL_PROBABILITY:
             timeline.append((t, statuses.VALIDATE_FAILED))
-            if round_no < MAX_VALIDATION_ROUNDS and draws.random() < FIX_PROBABILITY:
-                t += draws.uniform(FIX_MIN_S, FIX_MAX_S) / speed
+            if round_no < MAX_VALIDATION_ROUNDS and draw() < FIX_PROBABILITY:
+                t += (FIX_MIN_S + (FIX_MAX_S - FIX_MIN_S) * draw()) / speed
                 timeline.append((t, statuses.VALIDATING))
                 continue
             break
         timeline.append((t, statuses.VALIDATE_SUCCESS))
-        if draws.random() < COMMIT_PROBABILITY:
-            t += draws.uniform(COMMIT_MIN_S, COMMIT_MAX_S) / speed
+        if draw() < COMMIT_PROBABILITY:
+            t += (COMMIT_MIN_S + (COMMIT_MAX_S - COMMIT_MIN_S) * draw()) / speed
             timeline.append((t, statuses.COMMIT_SUCCESS))
         break
     return timeline

@@ -13,20 +13,23 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pandas as pd
 
+from drs_pipeline.warehouse.health import describe_violations, invariant_violations
 from drs_pipeline.warehouse.normalize import Normalized
-
-SQL_PACKAGE = "drs_pipeline.warehouse"
+from drs_pipeline.warehouse.sql import named_statements, read_sql
 
 
 class WarehouseLockedError(RuntimeError):
     """Another process holds the database file."""
+
+
+class HistoryInvariantError(RuntimeError):
+    """A merge would have broken the history; it was rolled back."""
 
 
 @dataclass(frozen=True)
@@ -53,16 +56,6 @@ class MergeCounts:
     new_jobs: int
     changed_jobs: int
     gone_jobs: int
-
-
-def read_sql(name: str) -> str:
-    return resources.files(SQL_PACKAGE).joinpath(name).read_text(encoding="utf-8")
-
-
-def named_statements(sql: str) -> list[tuple[str, str]]:
-    """Split a file of ``-- name: x`` blocks into (name, statement) in file order."""
-    blocks = re.split(r"^-- name: *(\S+) *$", sql, flags=re.MULTILINE)
-    return [(blocks[i], blocks[i + 1].strip()) for i in range(1, len(blocks), 2)]
 
 
 MERGE_STATEMENTS = named_statements(read_sql("merge.sql"))
@@ -151,6 +144,14 @@ class Warehouse:
                     "INSERT INTO drs.rejected_records "
                     "SELECT sync_id, project_id, record, reason FROM rejected_batch"
                 )
+                # Validate before committing: a check after the fact could only
+                # report the damage, not undo it.
+                broken = invariant_violations(con, project_id)
+                if broken:
+                    raise HistoryInvariantError(
+                        f"merge of project {project_id} rolled back, it would break the "
+                        f"history: {describe_violations(broken)}"
+                    )
                 recorded = replace(
                     run,
                     new_jobs=counts.new_jobs,

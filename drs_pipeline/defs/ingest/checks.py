@@ -1,0 +1,123 @@
+"""Checks on the history after every sync. Each failing check names the rows.
+
+The history invariants are also verified inside each project's transaction
+before it commits (warehouse.store); this check is the second line, over the
+whole file, and blocks the marts when it fails.
+"""
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+import dagster as dg
+import duckdb
+import pandas as pd
+
+from drs_pipeline.defs.resources import DrsApiResource, HistoryDatabaseResource
+from drs_pipeline.warehouse import health
+from drs_pipeline.warehouse.store import connect
+
+SAMPLE_ROWS = 20
+T = TypeVar("T")
+
+
+def _read(
+    history_db: HistoryDatabaseResource, query: Callable[[duckdb.DuckDBPyConnection], T]
+) -> T:
+    with connect(history_db.resolved_path(), read_only=True) as con:
+        return query(con)
+
+
+def rows_markdown(rows: pd.DataFrame, limit: int = SAMPLE_ROWS) -> dg.MetadataValue:
+    text = str(rows.head(limit).to_markdown(index=False))
+    if len(rows) > limit:
+        text += f"\n\n({len(rows) - limit} more rows)"
+    return dg.MetadataValue.md(text)
+
+
+@dg.asset_check(
+    asset=dg.AssetKey(["drs", "async_job_history"]),
+    blocking=True,
+    description="One open interval per present job, none per gone job; no overlap; "
+    "valid_from < valid_to; the current state matches the open interval.",
+)
+def history_invariants(history_db: HistoryDatabaseResource) -> dg.AssetCheckResult:
+    broken = _read(history_db, health.invariant_violations)
+    metadata: dict[str, dg.MetadataValue] = {
+        f"{name} (sample)": rows_markdown(rows) for name, rows in broken.items()
+    }
+    return dg.AssetCheckResult(
+        passed=not broken,
+        description=health.describe_violations(broken) if broken else "all invariants hold",
+        metadata={"broken_invariants": len(broken), **metadata},
+    )
+
+
+@dg.asset_check(
+    asset=dg.AssetKey(["drs", "sync_runs"]),
+    blocking=True,
+    description="Every configured project synced ok in this run. Fails the run (the "
+    "marts still rebuild from what landed), naming each project and its error.",
+)
+def every_project_synced_ok(
+    drs_api: DrsApiResource, history_db: HistoryDatabaseResource
+) -> dg.AssetCheckResult:
+    configured = [p.project_id for p in drs_api.settings().projects]
+    runs = _read(history_db, health.latest_sync_runs)
+    bad = health.projects_not_ok(runs, configured)
+    lines = [f"{r.project_id}: {r.outcome}: {r.error}" for r in bad.itertuples()]
+    return dg.AssetCheckResult(
+        passed=bad.empty,
+        description="\n".join(lines) if lines else f"{len(configured)} projects ok",
+        metadata={
+            "sync_id": str(runs["sync_id"].iloc[0]) if not runs.empty else "",
+            "projects_not_ok": len(bad),
+            "not_ok": rows_markdown(bad),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=dg.AssetKey(["drs", "rejected_records"]),
+    description="Records the API returned in this sync that could not be read (a warning).",
+)
+def no_rejected_records(history_db: HistoryDatabaseResource) -> dg.AssetCheckResult:
+    def query(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+        runs = health.latest_sync_runs(con)
+        if runs.empty:
+            return pd.DataFrame(columns=["project_id", "reason", "record"])
+        return health.rejected_in_sync(con, str(runs["sync_id"].iloc[0]))
+
+    rejected = _read(history_db, query)
+    return dg.AssetCheckResult(
+        passed=rejected.empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"{len(rejected)} records rejected in the latest sync",
+        metadata={"rejected": len(rejected), "sample": rows_markdown(rejected)},
+    )
+
+
+@dg.asset_check(
+    asset=dg.AssetKey(["drs", "async_jobs"]),
+    description="Every configured project had an ok sync within freshness_minutes.",
+)
+def history_is_fresh(
+    drs_api: DrsApiResource, history_db: HistoryDatabaseResource
+) -> dg.AssetCheckResult:
+    settings = drs_api.settings()
+    max_age = timedelta(minutes=settings.freshness_minutes)
+    stale = _read(
+        history_db,
+        lambda con: health.stale_projects(
+            con,
+            [p.project_id for p in settings.projects],
+            max_age=max_age,
+            now=datetime.now(UTC),
+        ),
+    )
+    return dg.AssetCheckResult(
+        passed=stale.empty,
+        description=f"{len(stale)} projects without an ok sync in the last "
+        f"{settings.freshness_minutes:g} minutes",
+        metadata={"stale_projects": len(stale), "stale": rows_markdown(stale)},
+    )

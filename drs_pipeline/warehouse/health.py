@@ -1,0 +1,90 @@
+"""What is wrong with the history, as rows a person can act on.
+
+Plain functions over a DuckDB connection: the merge calls them before it
+commits a project, the Dagster asset checks after every run, the tests after
+every sync sequence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import duckdb
+import pandas as pd
+
+from drs_pipeline.warehouse.sql import named_statements, read_sql
+
+INVARIANT_QUERIES = named_statements(read_sql("checks.sql"))
+
+
+def invariant_violations(
+    con: duckdb.DuckDBPyConnection, project_id: str | None = None
+) -> dict[str, pd.DataFrame]:
+    """Each broken invariant with the rows that break it; empty when all hold."""
+    broken: dict[str, pd.DataFrame] = {}
+    for name, sql in INVARIANT_QUERIES:
+        rows = con.execute(sql, {"project_id": project_id}).df()
+        if not rows.empty:
+            broken[name] = rows
+    return broken
+
+
+def describe_violations(broken: dict[str, pd.DataFrame], sample: int = 5) -> str:
+    parts = []
+    for name, rows in broken.items():
+        shown = rows.head(sample).to_dict("records")
+        parts.append(f"{name}: {len(rows)} rows, e.g. {shown}")
+    return "; ".join(parts)
+
+
+def latest_sync_runs(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """The rows of the most recent sync (one writer at a time: that is this run's)."""
+    return con.execute(
+        """
+        SELECT * FROM drs.sync_runs
+        WHERE sync_id = (SELECT arg_max(sync_id, started_at) FROM drs.sync_runs)
+        ORDER BY project_id
+        """
+    ).df()
+
+
+def projects_not_ok(runs: pd.DataFrame, configured: Sequence[str]) -> pd.DataFrame:
+    """Configured projects whose latest sync was not ok, or that it did not cover."""
+    latest = {row.project_id: (row.outcome, row.error) for row in runs.itertuples()}
+    rows: list[tuple[str, str, str | None]] = []
+    for project_id in configured:
+        outcome, error = latest.get(project_id, ("missing", "not part of the latest sync"))
+        if outcome != "ok":
+            rows.append((project_id, str(outcome), None if error is None else str(error)))
+    return pd.DataFrame(rows, columns=["project_id", "outcome", "error"])
+
+
+def rejected_in_sync(con: duckdb.DuckDBPyConnection, sync_id: str) -> pd.DataFrame:
+    return con.execute(
+        "SELECT project_id, reason, record FROM drs.rejected_records WHERE sync_id = ? "
+        "ORDER BY project_id, reason",
+        [sync_id],
+    ).df()
+
+
+def stale_projects(
+    con: duckdb.DuckDBPyConnection,
+    configured: Sequence[str],
+    *,
+    max_age: timedelta,
+    now: datetime,
+) -> pd.DataFrame:
+    """Configured projects with no ok sync finished within ``max_age`` of ``now``."""
+    last_ok = dict(
+        con.execute(
+            "SELECT project_id, max(finished_at) FROM drs.sync_runs WHERE outcome = 'ok' "
+            "GROUP BY project_id"
+        ).fetchall()
+    )
+    rows = []
+    for project_id in configured:
+        finished = last_ok.get(project_id)
+        if finished is None or now - finished > max_age:
+            rows.append((project_id, finished))
+    return pd.DataFrame(rows, columns=["project_id", "last_ok_sync_finished_at"])

@@ -1,0 +1,101 @@
+"""Fixtures: one real server on loopback for the whole session, reset per test.
+
+Starting and stopping uvicorn costs ~0.2 s, so tests share one server and get a
+fresh world, faults, clock, tokens and stats each (the app reads them per request).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from drs_pipeline.drs.statuses import LIST_PATH_TEMPLATE
+from drs_pipeline.simulator import (
+    Faults,
+    ManualClock,
+    SimulatorApp,
+    SimulatorServer,
+    World,
+    WorldSettings,
+)
+from drs_pipeline.simulator.model import ANCHOR_2026
+
+# A fixed "now" well past the anchor, so the default world is in steady state.
+T0 = ANCHOR_2026 + 30 * 86400 + 12345.5
+
+# The token the tests' simulators accept; the simulator itself has no default.
+TOKEN = "simulator-test-token"
+
+
+def list_path(project_id: str) -> str:
+    return LIST_PATH_TEMPLATE.format(project_id=project_id)
+
+
+@dataclass
+class Sim:
+    app: SimulatorApp
+    server: SimulatorServer
+    client: httpx.Client
+    clock: ManualClock
+
+    @property
+    def world(self) -> World:
+        return self.app.world
+
+    @property
+    def faults(self) -> Faults:
+        return self.app.faults
+
+    def pid(self, k: int = 0) -> str:
+        return self.world.projects[k].project_id
+
+    def configure(self, settings: WorldSettings, **world_kwargs: Any) -> World:
+        """Swap in a world built from other settings (same clock)."""
+        self.app.world = World(settings, self.clock, **world_kwargs)
+        return self.app.world
+
+    def get(
+        self, project_id: str | None = None, *, token: str | None = TOKEN, **params: Any
+    ) -> httpx.Response:
+        headers = {} if token is None else {"X-Auth-Token": token}
+        path = list_path(project_id if project_id is not None else self.pid())
+        return self.client.get(path, params=params, headers=headers)
+
+    def list_all(self, project_id: str | None = None, limit: int = 100, **params: Any) -> list[Any]:
+        """Every page until an empty one, as Terraform pages the API."""
+        rows: list[Any] = []
+        offset = 0
+        while True:
+            r = self.get(project_id, offset=offset, limit=limit, **params)
+            assert r.status_code == 200, r.text
+            jobs = r.json()["jobs"]
+            if not jobs:
+                return rows
+            rows += jobs
+            offset += len(jobs)
+
+
+@pytest.fixture(scope="session")
+def _server() -> Iterator[tuple[SimulatorApp, SimulatorServer]]:
+    clock = ManualClock(T0)
+    app = SimulatorApp(World(WorldSettings(), clock), Faults(), clock, tokens={TOKEN})
+    with SimulatorServer(app) as server:
+        yield app, server
+
+
+@pytest.fixture
+def sim(_server: tuple[SimulatorApp, SimulatorServer]) -> Iterator[Sim]:
+    app, server = _server
+    clock = ManualClock(T0)
+    app.world = World(WorldSettings(), clock)
+    app.clock = clock
+    app.faults = Faults()
+    app.tokens = {TOKEN}
+    app.expired_tokens = set()
+    app.stats.reset()
+    with httpx.Client(base_url=server.url, timeout=5) as client:
+        yield Sim(app, server, client, clock)
