@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export DAGSTER_HOME := $(CURDIR)/dagster_home
 
-.PHONY: setup demo sync simulator dev check-defs lint format typecheck unit-tests test lock clean
+.PHONY: setup demo sync simulator notebook dev check-defs lint format typecheck unit-tests test lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ sync: $(STAMP)  ## one sync of the configured projects (embedded simulator if no
 simulator: $(STAMP)  ## the DRS simulator on http://127.0.0.1:8600 (token from DRS_AUTH_TOKEN)
 	$(BIN)/drs-pipeline simulator --port 8600
 
+notebook: $(STAMP)  ## Jupyter on http://127.0.0.1:8888, reading the published history
+	$(BIN)/jupyter lab --ip 127.0.0.1 --port 8888 --no-browser notebooks/explore_jobs.ipynb
+
 dev: $(STAMP)  ## Dagster UI and daemon on http://127.0.0.1:3000
 	$(BIN)/dg dev --host 127.0.0.1 --port 3000
 
@@ -32,6 +35,7 @@ check-defs: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/nbstripout --verify notebooks/*.ipynb
 
 format: $(STAMP)
 	$(BIN)/ruff format .

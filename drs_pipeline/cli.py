@@ -71,6 +71,18 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--database", type=Path, help="DuckDB file (default: $DRS_DUCKDB_PATH)")
     demo.set_defaults(handler=_demo_command)
 
+    sql = commands.add_parser(
+        "sql", help="run a read-only SQL query against the published history, print the result"
+    )
+    sql.add_argument("query", help='e.g. "FROM drs.status_counts"')
+    sql.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    sql.add_argument(
+        "--database",
+        type=Path,
+        help="DuckDB file (default: the published copy, $DRS_PUBLISHED_PATH)",
+    )
+    sql.set_defaults(handler=_sql_command)
+
     simulator = commands.add_parser("simulator", help="serve the DRS simulator over HTTP")
     simulator.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
     simulator.add_argument("--port", type=int, default=8600)
@@ -88,7 +100,20 @@ def _parser() -> argparse.ArgumentParser:
     simulator.add_argument("--rate-malformed", type=float, default=0.0)
     simulator.add_argument("--drift-rate", type=float, default=0.0)
     simulator.set_defaults(handler=_simulator_command)
+
+    # The benchmark owns its options (drs_pipeline.bench); imported lazily like the rest.
+    from drs_pipeline.bench import build_parser as bench_parser
+
+    bench = commands.add_parser("bench", help="benchmark sync, latency and merge (slow)")
+    bench_parser(bench)
+    bench.set_defaults(handler=_bench_command)
     return parser
+
+
+def _bench_command(args: argparse.Namespace) -> int:
+    from drs_pipeline.bench import run
+
+    return run(args)
 
 
 def _sync_command(args: argparse.Namespace) -> int:
@@ -133,10 +158,12 @@ def _demo_command(args: argparse.Namespace) -> int:
     print(_table(rounded(durations)))
     stuck = read_table(database, "SELECT count(*) AS stuck_jobs FROM drs.stuck_jobs")
     print(f"\nStuck jobs (drs.stuck_jobs): {int(stuck['stuck_jobs'].iloc[0])}")
-    print(f"\nThe history is in {database}")
-    print("Query it with SQL, e.g.:")
-    example = "SELECT * FROM drs.async_job_history LIMIT 10"
-    print(f'  duckdb -readonly {database} "{example}"')
+    from drs_pipeline.warehouse.publish import published_path
+
+    print(f"\nThe history is in {database}; readers use the published copy")
+    print(f"  {published_path({'DRS_DUCKDB_PATH': str(database)})}")
+    print("Query it with SQL, or open notebooks/explore_jobs.ipynb (make notebook):")
+    print('  drs-pipeline sql "FROM drs.job_durations"')
     return worst
 
 
@@ -149,37 +176,27 @@ def _materialize_and_report(
     # Imported here: Dagster takes a second to import, `--help` should not wait.
     import dagster as dg
 
-    from drs_pipeline.defs.ingest import checks as ingest_checks
-    from drs_pipeline.defs.ingest.assets import drs_sync
-    from drs_pipeline.defs.marts import checks as mart_checks
-    from drs_pipeline.defs.marts.assets import drs_marts
+    from drs_pipeline.definitions import definitions_with_resources
     from drs_pipeline.defs.resources import DrsApiResource, HistoryDatabaseResource
 
+    definitions = definitions_with_resources(
+        {
+            "drs_api": DrsApiResource(
+                config_path=str(config_path) if config_path else None,
+                embedded_simulator=embedded,
+            ),
+            "history_db": HistoryDatabaseResource(path=str(database)),
+        }
+    )
     instance = (
         dg.DagsterInstance.get()
         if os.environ.get("DAGSTER_HOME")
         else dg.DagsterInstance.ephemeral()
     )
     with instance:
-        # What the scheduled job runs: the ingest, its checks, the marts and theirs.
-        result = dg.materialize(
-            [
-                drs_sync,
-                drs_marts,
-                ingest_checks.history_invariants,
-                ingest_checks.every_project_synced_ok,
-                ingest_checks.no_rejected_records,
-                ingest_checks.history_is_fresh,
-                mart_checks.no_stuck_jobs,
-            ],
+        # What the schedule runs: the ingest, the marts, the publication, every check.
+        result = definitions.resolve_job_def("drs_pipeline_job").execute_in_process(
             instance=instance,
-            resources={
-                "drs_api": DrsApiResource(
-                    config_path=str(config_path) if config_path else None,
-                    embedded_simulator=embedded,
-                ),
-                "history_db": HistoryDatabaseResource(path=str(database)),
-            },
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         )
@@ -238,6 +255,25 @@ def _foreign_projects(database: Path, settings: Settings) -> set[str]:
 
 def _table(frame: pd.DataFrame) -> str:
     return str(frame.to_string(index=False)) if not frame.empty else "(no rows)"
+
+
+def _sql_command(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from drs_pipeline import explore
+
+    try:
+        with explore.connect(args.database) as con:
+            frame = con.execute(args.query).df()
+    except (FileNotFoundError, duckdb.Error) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_NOT_OK
+    if args.csv:
+        frame.to_csv(sys.stdout, index=False)
+    else:
+        with pd.option_context("display.max_rows", 500, "display.width", 200):
+            print(_table(frame))
+    return EXIT_OK
 
 
 def _simulator_command(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from drs_pipeline.definitions import defs
+from drs_pipeline.definitions import definitions_with_resources, defs
 from drs_pipeline.defs.resources import DrsApiResource, HistoryDatabaseResource
 
 from .conftest import Simulator, query, write_config
@@ -29,6 +29,7 @@ MART_KEYS = {
         "job_durations",
         "job_durations_by_project",
         "stuck_jobs",
+        "published_snapshot",
     )
 }
 CHECKS = {
@@ -42,18 +43,11 @@ CHECKS = {
 
 def run_job(config: Path, database: Path) -> dg.ExecuteInProcessResult:
     """The scheduled job, in process, with resources pointed at this test's files."""
-    definitions = dg.Definitions.merge(
-        dg.Definitions(
-            assets=list(defs().assets or []),
-            asset_checks=list(defs().asset_checks or []),
-            jobs=list(defs().jobs or []),
-        ),
-        dg.Definitions(
-            resources={
-                "drs_api": DrsApiResource(config_path=str(config)),
-                "history_db": HistoryDatabaseResource(path=str(database), lock_timeout_s=2),
-            }
-        ),
+    definitions = definitions_with_resources(
+        {
+            "drs_api": DrsApiResource(config_path=str(config)),
+            "history_db": HistoryDatabaseResource(path=str(database), lock_timeout_s=2),
+        }
     )
     job = definitions.resolve_job_def("drs_pipeline_job")
     with dg.instance_for_test() as instance:

@@ -15,6 +15,7 @@ from drs_pipeline.config import (
     load_settings,
     load_settings_file,
 )
+from drs_pipeline.warehouse.publish import published_path
 
 
 class DrsApiResource(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -38,11 +39,21 @@ class HistoryDatabaseResource(dg.ConfigurableResource):  # type: ignore[type-arg
 
     # A database file to use instead of DRS_DUCKDB_PATH.
     path: str | None = None
+    # The readers' copy, instead of DRS_PUBLISHED_PATH (default: beside the database).
+    published_path: str | None = None
     # How long a run waits for another process's lock on the file before failing.
     lock_timeout_s: float = 60.0
 
     def resolved_path(self) -> Path:
         return Path(self.path).expanduser().resolve() if self.path else duckdb_path()
+
+    def resolved_published_path(self) -> Path:
+        if self.published_path:
+            return Path(self.published_path).expanduser().resolve()
+        if self.path:
+            # Beside an explicitly given database, named after it.
+            return published_path({"DRS_DUCKDB_PATH": self.path})
+        return published_path()
 
 
 @dg.definitions

@@ -7,14 +7,15 @@ instead of failing after an unexplained delay.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import pandas as pd
@@ -22,6 +23,10 @@ import pandas as pd
 from drs_pipeline.warehouse.health import describe_violations, invariant_violations
 from drs_pipeline.warehouse.normalize import Normalized
 from drs_pipeline.warehouse.sql import named_statements, read_sql
+
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class WarehouseLockedError(RuntimeError):
@@ -52,6 +57,17 @@ class SyncRunRow:
 
 
 @dataclass(frozen=True)
+class ProjectSync:
+    """What one project's sync brings to the history: its run row, its snapshot, and
+    the jobs the API confirmed absent (marked gone at ``gone_at``)."""
+
+    run: SyncRunRow
+    normalized: Normalized
+    confirmed_gone: frozenset[str]
+    gone_at: datetime
+
+
+@dataclass(frozen=True)
 class MergeCounts:
     new_jobs: int
     changed_jobs: int
@@ -67,27 +83,41 @@ def connect(
     """Open the database, waiting up to ``lock_timeout_s`` for another process's lock."""
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
+    connection = wait_for_lock(
+        lambda: duckdb.connect(str(path), read_only=read_only), path, lock_timeout_s
+    )
+    # Times are stored and shown in UTC whatever the machine's zone.
+    connection.execute("SET TimeZone = 'UTC'")
+    return connection
+
+
+def wait_for_lock(open_file: Callable[[], T], path: Path, lock_timeout_s: float) -> T:
+    """Call ``open_file`` until no other process holds ``path``'s lock, or time runs out.
+
+    Fails naming the process DuckDB reports as the holder, instead of failing
+    after an unexplained delay.
+    """
     deadline = time.monotonic() + lock_timeout_s
+    reported = False
     while True:
         try:
-            connection = duckdb.connect(str(path), read_only=read_only)
+            return open_file()
         except duckdb.IOException as exc:
             message = str(exc)
             if "lock" not in message.lower():
                 raise
+            holder = re.search(r"PID (\d+)", message)
+            who = f"process {holder.group(1)}" if holder else "another process"
             if time.monotonic() >= deadline:
-                holder = re.search(r"PID (\d+)", message)
-                who = f"process {holder.group(1)}" if holder else "another process"
                 raise WarehouseLockedError(
                     f"{path} is locked by {who} (waited {lock_timeout_s:.0f} s); "
                     "DuckDB allows one writer, or many readers, per file: close that "
                     "connection or wait for that run to end"
                 ) from None
+            if not reported:
+                log.warning("%s is locked by %s; waiting up to %.0f s", path, who, lock_timeout_s)
+                reported = True
             time.sleep(0.25)
-            continue
-        # Times are stored and shown in UTC whatever the machine's zone.
-        connection.execute("SET TimeZone = 'UTC'")
-        return connection
 
 
 class Warehouse:
@@ -168,6 +198,15 @@ class Warehouse:
             for view in ("snapshot", "confirmed_gone", "rejected_batch"):
                 con.unregister(view)
         return recorded
+
+    def apply_project_syncs(self, syncs: Sequence[ProjectSync]) -> list[SyncRunRow]:
+        """``apply_project_sync`` of each (baseline; to be batched)."""
+        return [
+            self.apply_project_sync(
+                s.run.project_id, s.normalized, s.confirmed_gone, s.gone_at, s.run
+            )
+            for s in syncs
+        ]
 
     def record_run(self, run: SyncRunRow) -> None:
         """Record a run that wrote nothing else (a failed project)."""

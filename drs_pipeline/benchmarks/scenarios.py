@@ -1,0 +1,256 @@
+"""The four scenarios, each measured against its bound, as rows of the table.
+
+Every measured piece (a sync, a fetch-only pass, a merge) runs in a fresh
+process (``measure``), the simulator in another (``simulator_process``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from drs_pipeline.benchmarks.fetch_only import fetch_all
+from drs_pipeline.benchmarks.measure import Result, in_fresh_process
+from drs_pipeline.benchmarks.simulator_process import SimulatorProcess
+from drs_pipeline.benchmarks.table import Row, Target
+from drs_pipeline.benchmarks.world import WARM_STEP_S, BenchWorld
+
+# The targets of the performance issue, on a 2-core machine.
+MIN_ROWS_PER_S = 150_000
+MAX_SYNC_OVER_FETCH = 1.5
+MAX_RSS_BYTES = 2**30
+LATENCY_MS = 100.0
+MAX_OVER_LATENCY_BOUND = 1.3
+MIN_SPEEDUP_OVER_SEQUENTIAL = 5.0
+MAX_MERGE_S = 1.0
+MAX_MERGE_OVER_INSERT = 3.0
+MERGE_CHANGED_FRACTION = 0.01
+TOKEN_ENV_NAME = "DRS_AUTH_TOKEN"  # noqa: S105 - the variable's name, not a token
+
+
+@dataclass(frozen=True)
+class Scale:
+    projects: int = 100
+    jobs_per_project: int = 10_000
+    page_size: int = 1000
+    max_concurrency: int = 8
+
+    @property
+    def latency_world(self) -> BenchWorld:
+        # 20 projects x 5,000 jobs at full size: the issue's latency-bound case.
+        return BenchWorld(max(1, self.projects // 5), max(1, self.jobs_per_project // 2))
+
+
+Log = Callable[[str], None]
+
+
+def cold_and_warm(scale: Scale, work: Path, log: Log) -> list[Row]:
+    """Scenarios 1 and 2: a first sync into an empty database, then the same world later."""
+    world = BenchWorld(scale.projects, scale.jobs_per_project)
+    token = secrets.token_hex(16)
+    database = work / "cold_warm.duckdb"
+    log(f"simulator: {world.projects} projects x {world.jobs_per_project:,} jobs, generating")
+    with SimulatorProcess(world, token, page_size=scale.page_size) as sim:
+        config = _write_config(work / "cold_warm.yaml", sim.url, world, scale)
+        rows = []
+        for name in ("1 cold sync", "2 warm sync"):
+            if name.startswith("2"):
+                sim.advance(WARM_STEP_S)
+            log(f"{name}: warming the simulator's page cache")
+            _fetch_in_process(sim.url, world, token, scale, scale.max_concurrency)
+            log(f"{name}: fetch-only bound")
+            bound = in_fresh_process(
+                fetch_once,
+                sim.url,
+                world.project_ids(),
+                token,
+                scale.page_size,
+                scale.max_concurrency,
+            )
+            log(f"{name}: sync")
+            synced = in_fresh_process(sync_once, str(config), str(database), token)
+            rows.append(_sync_row(name, synced, bound, cold=name.startswith("1")))
+    return rows
+
+
+def latency_bound(scale: Scale, work: Path, log: Log) -> list[Row]:
+    """Scenario 3: 100 ms on every response; compared with perfect overlap and with paging
+    one request at a time."""
+    world = scale.latency_world
+    token = secrets.token_hex(16)
+    log(f"simulator: {world.projects} x {world.jobs_per_project:,} jobs, {LATENCY_MS:.0f} ms")
+    with SimulatorProcess(world, token, latency_ms=LATENCY_MS, page_size=scale.page_size) as sim:
+        config = _write_config(work / "latency.yaml", sim.url, world, scale)
+        log("3 latency: warming the simulator's page cache")
+        _fetch_in_process(sim.url, world, token, scale, scale.max_concurrency)
+        log("3 latency: sync")
+        synced = in_fresh_process(sync_once, str(config), str(work / "latency.duckdb"), token)
+        log("3 latency: sequential pager")
+        sequential = in_fresh_process(
+            fetch_once, sim.url, world.project_ids(), token, scale.page_size, 1
+        )
+    requests = int(synced["requests"])
+    overlap_s = math.ceil(requests / scale.max_concurrency) * LATENCY_MS / 1000
+    name = f"3 latency {LATENCY_MS:.0f} ms"
+    common: dict[str, Any] = {
+        "scenario": name,
+        "rows": int(synced["rows"]),
+        "seconds": float(synced["seconds"]),
+        "requests": requests,
+        "peak_rss_bytes": int(synced["peak_rss_bytes"]),
+    }
+    by_overlap = Row(
+        **common,
+        bound=f"ceil(req/{scale.max_concurrency}) x {LATENCY_MS:.0f} ms",
+        bound_seconds=overlap_s,
+    )
+    by_sequence = Row(
+        **common, bound="sequential pager", bound_seconds=float(sequential["seconds"])
+    )
+    return [
+        _with_targets(
+            by_overlap,
+            Target(
+                f"ratio <= {MAX_OVER_LATENCY_BOUND}", by_overlap.ratio <= MAX_OVER_LATENCY_BOUND
+            ),
+        ),
+        _with_targets(
+            by_sequence,
+            Target(
+                f"{MIN_SPEEDUP_OVER_SEQUENTIAL:.0f}x faster",
+                by_sequence.ratio <= 1 / MIN_SPEEDUP_OVER_SEQUENTIAL,
+            ),
+        ),
+    ]
+
+
+def merge_only(scale: Scale, work: Path, log: Log) -> list[Row]:
+    """Scenario 4: the SCD2 merge of a snapshot with 1 % changes into as many jobs."""
+    log(f"4 merge: {scale.projects * scale.jobs_per_project:,} jobs")
+    from drs_pipeline.benchmarks.merge import merge_once
+
+    measured = in_fresh_process(
+        merge_once,
+        scale.projects,
+        scale.jobs_per_project,
+        MERGE_CHANGED_FRACTION,
+        str(work / "merge.duckdb"),
+    )
+    row = Row(
+        scenario=f"4 merge {MERGE_CHANGED_FRACTION:.0%} changed",
+        rows=int(measured["rows"]),
+        seconds=float(measured["merge_seconds"]),
+        requests=None,
+        peak_rss_bytes=int(measured["peak_rss_bytes"]),
+        bound="plain INSERT ... SELECT",
+        bound_seconds=float(measured["insert_seconds"]),
+    )
+    return [
+        _with_targets(
+            row,
+            Target(f"< {MAX_MERGE_S:.0f} s", row.seconds < MAX_MERGE_S),
+            Target(f"ratio <= {MAX_MERGE_OVER_INSERT:.0f}", row.ratio <= MAX_MERGE_OVER_INSERT),
+        )
+    ]
+
+
+# -- what runs in the measurement processes -------------------------------------------
+
+
+def sync_once(config: str, database: str, token: str) -> Result:
+    """One ``run_sync`` of the configured projects, timed without the imports."""
+    from drs_pipeline.config import load_settings_file
+    from drs_pipeline.sync import run_sync
+
+    settings = load_settings_file(Path(config), {TOKEN_ENV_NAME: token})
+    started = time.perf_counter()
+    report = run_sync(settings, Path(database))
+    seconds = time.perf_counter() - started
+    not_ok = [p.run for p in report.projects if p.run.outcome != "ok"]
+    if not_ok:
+        raise RuntimeError(f"{len(not_ok)} projects not ok, e.g. {not_ok[0]}")
+    runs = [p.run for p in report.projects]
+    return {
+        "seconds": seconds,
+        "rows": sum(run.jobs_seen for run in runs),
+        "requests": report.requests,
+        "new": sum(run.new_jobs for run in runs),
+        "changed": sum(run.changed_jobs for run in runs),
+    }
+
+
+def fetch_once(
+    url: str, project_ids: tuple[str, ...], token: str, page_size: int, concurrency: int
+) -> Result:
+    fetched = asyncio.run(
+        fetch_all(url, project_ids, token, page_size=page_size, max_concurrency=concurrency)
+    )
+    return {"seconds": fetched.seconds, "rows": fetched.rows, "requests": fetched.requests}
+
+
+# -- helpers -----------------------------------------------------------------------
+
+
+def _fetch_in_process(
+    url: str, world: BenchWorld, token: str, scale: Scale, concurrency: int
+) -> None:
+    asyncio.run(
+        fetch_all(
+            url,
+            world.project_ids(),
+            token,
+            page_size=scale.page_size,
+            max_concurrency=concurrency,
+        )
+    )
+
+
+def _write_config(path: Path, url: str, world: BenchWorld, scale: Scale) -> Path:
+    lines = ["projects:"]
+    for project in world.settings().projects:
+        lines += [
+            f"  - project_id: '{project.project_id}'",
+            f"    region: {project.region}",
+            f"    endpoint: {url}",
+        ]
+    lines += [
+        f"auth: {{method: token, token_env: {TOKEN_ENV_NAME}}}",
+        f"page_size: {scale.page_size}",
+        f"max_concurrency: {scale.max_concurrency}",
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _sync_row(name: str, synced: Result, bound: Result, *, cold: bool) -> Row:
+    rows = int(synced["rows"])
+    if not cold:
+        changed = int(synced["changed"]) / rows if rows else 0.0
+        name = f"{name}, {changed:.1%} changed"
+    row = Row(
+        scenario=name,
+        rows=rows,
+        seconds=float(synced["seconds"]),
+        requests=int(synced["requests"]),
+        peak_rss_bytes=int(synced["peak_rss_bytes"]),
+        bound="fetch-only",
+        bound_seconds=float(bound["seconds"]),
+    )
+    targets = [
+        Target(f">= {MIN_ROWS_PER_S // 1000}k rows/s", row.rows_per_s >= MIN_ROWS_PER_S),
+        Target(f"ratio <= {MAX_SYNC_OVER_FETCH}", row.ratio <= MAX_SYNC_OVER_FETCH),
+    ]
+    if cold:
+        peak = row.peak_rss_bytes or 0
+        targets.append(Target(f"RSS < {MAX_RSS_BYTES // 2**20} MB", peak < MAX_RSS_BYTES))
+    return _with_targets(row, *targets)
+
+
+def _with_targets(row: Row, *targets: Target) -> Row:
+    return replace(row, targets=targets)

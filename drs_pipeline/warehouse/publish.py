@@ -1,0 +1,86 @@
+"""The read-only copy of the history that readers open: notebooks, SQL users.
+
+DuckDB allows one writing process per file, or many readers, never both: a
+notebook holding the main file would make the scheduled sync fail, and a sync
+would make the notebook fail. So readers get their own file, replaced
+atomically after each run: a reader sees the old copy or the new one, never a
+half-written file, and a connection already open keeps answering from the old
+copy (on POSIX a rename never disturbs an open file).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from drs_pipeline.config import duckdb_path
+from drs_pipeline.warehouse.store import wait_for_lock
+
+PUBLISHED_PATH_ENV = "DRS_PUBLISHED_PATH"
+
+
+@dataclass(frozen=True)
+class Publication:
+    path: Path
+    published_at: datetime
+    sync_id: str | None
+    bytes: int
+
+
+def published_path(env: Mapping[str, str] | None = None) -> Path:
+    """``DRS_PUBLISHED_PATH``, else beside the main database: ``<name>_published.duckdb``."""
+    env = os.environ if env is None else env
+    raw = env.get(PUBLISHED_PATH_ENV, "").strip()
+    if raw:
+        return Path(raw).expanduser().resolve()
+    main = duckdb_path(env)
+    return main.with_name(f"{main.stem}_published{main.suffix or '.duckdb'}")
+
+
+def publish(
+    database: Path, target: Path, *, published_at: datetime, lock_timeout_s: float = 30.0
+) -> Publication:
+    """Copy ``database`` to ``target`` consistently, then swap it in atomically."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Same folder as the target, so that the final rename is atomic.
+    staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    staging.unlink(missing_ok=True)
+    try:
+        with duckdb.connect() as con:
+            wait_for_lock(
+                lambda: con.execute(f"ATTACH '{_sql_string(database)}' AS source (READ_ONLY)"),
+                database,
+                lock_timeout_s,
+            )
+            con.execute(f"ATTACH '{_sql_string(staging)}' AS snapshot")
+            # COPY FROM DATABASE copies every schema, table and view as of one
+            # transaction: a consistent snapshot, written compactly.
+            con.execute("COPY FROM DATABASE source TO snapshot")
+            sync_id = _latest_sync_id(con)
+            con.execute(
+                "CREATE TABLE snapshot.drs.publication AS "
+                "SELECT ?::TIMESTAMPTZ AS published_at, ?::VARCHAR AS sync_id",
+                [published_at, sync_id],
+            )
+            con.execute("DETACH snapshot")
+            con.execute("DETACH source")
+        os.replace(staging, target)
+    finally:
+        staging.unlink(missing_ok=True)
+        staging.with_name(staging.name + ".wal").unlink(missing_ok=True)
+    return Publication(target, published_at, sync_id, target.stat().st_size)
+
+
+def _latest_sync_id(con: duckdb.DuckDBPyConnection) -> str | None:
+    rows = con.execute("SELECT arg_max(sync_id, started_at) FROM source.drs.sync_runs").fetchall()
+    return None if not rows or rows[0][0] is None else str(rows[0][0])
+
+
+def _sql_string(path: Path) -> str:
+    # ATTACH takes no parameters; the path is ours, but quote it properly anyway.
+    return str(path).replace("'", "''")
