@@ -148,7 +148,10 @@ WORKSPACE_QUERY = """
       __typename
       ... on PythonError { message }
       ... on RepositoryLocation { repositories {
-        assetNodes { assetKey { path } assetChecksOrError { ... on AssetChecks { checks { name } } } }
+        assetNodes {
+          assetKey { path }
+          assetChecksOrError { ... on AssetChecks { checks { name } } }
+        }
         schedules { name cronSchedule scheduleState { status } }
       } }
     }
