@@ -14,6 +14,7 @@ variable that holds them.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import re
@@ -29,6 +30,12 @@ CONFIG_ENV = "DRS_CONFIG"
 DUCKDB_PATH_ENV = "DRS_DUCKDB_PATH"
 DEFAULT_CONFIG_NAME = "drs.yaml"
 DEFAULT_TOKEN_ENV = "DRS_AUTH_TOKEN"  # noqa: S105 - a variable name, not a secret
+# The official SDKs' variable names, so that one environment serves both.
+DEFAULT_AK_ENV = "HUAWEICLOUD_SDK_AK"
+DEFAULT_SK_ENV = "HUAWEICLOUD_SDK_SK"
+DEFAULT_SECURITY_TOKEN_ENV = "HUAWEICLOUD_SDK_SECURITY_TOKEN"  # noqa: S105 - a variable name
+DEFAULT_PASSWORD_ENV = "HUAWEICLOUD_IAM_PASSWORD"  # noqa: S105 - a variable name
+DEFAULT_IAM_ENDPOINT = "https://iam.myhuaweicloud.com"
 
 # The checkout this package was installed from (editable install); the default
 # database lives in its ignored ``data/`` folder, not relative to the cwd.
@@ -37,9 +44,22 @@ DEFAULT_DUCKDB_PATH = CHECKOUT_DIR / "data" / "drs_history.duckdb"
 
 PROJECT_ID_PATTERN = re.compile(r"[0-9a-f]{32}")
 REGION_PATTERN = re.compile(r"[a-z]{2,}(-[a-z0-9]+){1,4}")
+# A DNS name (urlsplit lower-cases it) or an IPv4/IPv6 address without its brackets.
+HOST_PATTERN = re.compile(r"[a-z0-9._-]+|[0-9a-f:.]+")
 LANGUAGES = ("en-us", "zh-cn")
 MAX_PAGE_SIZE = 1000
-AUTH_METHODS = ("token",)
+AUTH_METHODS = ("token", "password", "aksk")
+# The keys each method takes; the others are rejected as unknown.
+AUTH_KEYS = {
+    "token": {"method", "token_env"},
+    "password": {"method", "iam_endpoint", "domain_name", "user_name", "password_env"},
+    "aksk": {"method", "ak_env", "sk_env", "security_token_env"},
+}
+ENV_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# An AK goes into "Access=<AK>," and a security token into a header: printable
+# ASCII, and for the AK no comma or space.
+ACCESS_KEY_PATTERN = re.compile(r"[!-+\--~]+")
+HEADER_VALUE_PATTERN = re.compile(r"[!-~]+")
 DEFAULT_SCHEDULE = "*/5 * * * *"
 # Five cron fields of digits, names, *, /, - and commas; Dagster checks the rest
 # when it builds the schedule.
@@ -87,17 +107,48 @@ class Secret:
 
 
 @dataclass(frozen=True)
-class ProjectSettings:
-    project_id: str
-    region: str
-    endpoint: str
-
-
-@dataclass(frozen=True)
 class TokenAuthSettings:
     token_env: str
     token: Secret = field(repr=False)
     method: str = "token"
+
+
+@dataclass(frozen=True)
+class PasswordAuthSettings:
+    """IAM password tokens, obtained and renewed by the client."""
+
+    iam_endpoint: str
+    domain_name: str
+    user_name: str
+    password_env: str
+    password: Secret = field(repr=False)
+    method: str = "password"
+
+
+@dataclass(frozen=True)
+class AkSkAuthSettings:
+    """AK/SK request signing; ``security_token`` with temporary credentials only."""
+
+    ak_env: str
+    sk_env: str
+    ak: Secret = field(repr=False)
+    sk: Secret = field(repr=False)
+    security_token_env: str | None = None
+    security_token: Secret | None = field(default=None, repr=False)
+    method: str = "aksk"
+
+
+AuthSettings = TokenAuthSettings | PasswordAuthSettings | AkSkAuthSettings
+
+
+@dataclass(frozen=True)
+class ProjectSettings:
+    project_id: str
+    region: str
+    endpoint: str
+    # How this project authenticates: its own ``auth`` or the file's. Always set
+    # by the parser; None (built elsewhere) means ``Settings.auth``.
+    auth: AuthSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -113,7 +164,9 @@ class SimulatorSettings:
 @dataclass(frozen=True)
 class Settings:
     projects: tuple[ProjectSettings, ...]
-    auth: TokenAuthSettings
+    # The default for projects without their own ``auth``; None when every
+    # project has its own and the file gives none.
+    auth: AuthSettings | None
     page_size: int = MAX_PAGE_SIZE
     max_concurrency: int = 8
     language: str = "en-us"
@@ -133,6 +186,13 @@ class Settings:
     @property
     def uses_embedded_simulator(self) -> bool:
         return self.simulator is not None
+
+    def auth_for(self, project: ProjectSettings) -> AuthSettings:
+        """The authentication of ``project``: its own, else the default."""
+        auth = project.auth if project.auth is not None else self.auth
+        if auth is None:
+            raise ValueError(f"project {project.project_id} has no authentication settings")
+        return auth
 
 
 def duckdb_path(env: Mapping[str, str] | None = None) -> Path:
@@ -214,8 +274,15 @@ def parse_settings(document: object, source: str, env: Mapping[str, str]) -> Set
     _reject_unknown_keys(top, TOP_LEVEL_KEYS, source, "")
     if "projects" not in top:
         raise ConfigError(source, "projects", "required: a list of projects to sync")
-    projects = _parse_projects(top["projects"], source)
-    auth = _parse_auth(top.get("auth", {}), source, env)
+    projects = _parse_projects(top["projects"], source, env)
+    # The file's auth is the default of projects without their own; it is read
+    # (and its variables required) when some project uses it or it is written.
+    auth: AuthSettings | None = None
+    if "auth" in top or any(p.auth is None for p in projects):
+        auth = _parse_auth(top.get("auth", {}), source, env, "auth")
+        projects = tuple(
+            p if p.auth is not None else dataclasses.replace(p, auth=auth) for p in projects
+        )
     page_size = _integer(top.get("page_size", MAX_PAGE_SIZE), source, "page_size", 1, MAX_PAGE_SIZE)
     max_concurrency = _integer(top.get("max_concurrency", 8), source, "max_concurrency", 1, 256)
     language = top.get("language", "en-us")
@@ -288,7 +355,9 @@ def _minutes(value: object, source: str, key: str) -> float:
     return float(value)
 
 
-def _parse_projects(value: object, source: str) -> tuple[ProjectSettings, ...]:
+def _parse_projects(
+    value: object, source: str, env: Mapping[str, str]
+) -> tuple[ProjectSettings, ...]:
     if not isinstance(value, list) or not value:
         raise ConfigError(source, "projects", "must be a non-empty list")
     projects: list[ProjectSettings] = []
@@ -296,7 +365,7 @@ def _parse_projects(value: object, source: str) -> tuple[ProjectSettings, ...]:
     for index, item in enumerate(value):
         key = f"projects[{index}]"
         entry = _mapping(item, source, key)
-        _reject_unknown_keys(entry, {"project_id", "region", "endpoint"}, source, key)
+        _reject_unknown_keys(entry, {"project_id", "region", "endpoint", "auth"}, source, key)
         project_id = _required_string(entry, "project_id", source, key)
         if not PROJECT_ID_PATTERN.fullmatch(project_id):
             raise ConfigError(
@@ -315,8 +384,10 @@ def _parse_projects(value: object, source: str) -> tuple[ProjectSettings, ...]:
         endpoint = entry.get("endpoint", default_endpoint(region))
         if not isinstance(endpoint, str):
             raise ConfigError(source, f"{key}.endpoint", "must be a URL string")
+        # Projects may live in different accounts, each with its own credentials.
+        auth = _parse_auth(entry["auth"], source, env, f"{key}.auth") if "auth" in entry else None
         projects.append(
-            ProjectSettings(project_id, region, _validate_endpoint(endpoint, source, key))
+            ProjectSettings(project_id, region, _validate_endpoint(endpoint, source, key), auth)
         )
     return tuple(projects)
 
@@ -327,19 +398,26 @@ def default_endpoint(region: str) -> str:
     return f"https://drs.{region}.{domain}"
 
 
-def _validate_endpoint(endpoint: str, source: str, key: str) -> str:
-    key = f"{key}.endpoint"
-    parts = urlsplit(endpoint.strip())
+def _validate_endpoint(endpoint: str, source: str, key: str, name: str = "endpoint") -> str:
+    key = f"{key}.{name}"
+    try:
+        parts = urlsplit(endpoint.strip())
+    except ValueError as exc:  # an unbalanced or invalid [IPv6] host
+        raise ConfigError(source, key, f"is not a valid URL: {exc}") from None
     if parts.scheme not in ("https", "http"):
         raise ConfigError(source, key, "must start with https:// (or http:// for loopback)")
     if not parts.hostname:
         raise ConfigError(source, key, "has no host")
+    # A name or an address, nothing else: a space or a control character in the host
+    # would only fail at request time, far from this file.
+    if not HOST_PATTERN.fullmatch(parts.hostname):
+        raise ConfigError(source, key, "has an invalid host: use a DNS name or an IP address")
     # No credentials, query or fragment: the path of each request is built by the client,
     # and anything else in the URL would be sent (or logged) where nobody expects it.
     if parts.username or parts.password or parts.query or parts.fragment:
         raise ConfigError(source, key, "must be scheme://host[:port][/path] only")
     if parts.path not in ("", "/"):
-        raise ConfigError(source, key, "must not carry a path: the client appends /v5/...")
+        raise ConfigError(source, key, "must not carry a path: the client appends the API path")
     try:
         parts.port  # noqa: B018 - raises on a malformed port
     except ValueError:
@@ -362,23 +440,93 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def _parse_auth(value: object, source: str, env: Mapping[str, str]) -> TokenAuthSettings:
-    auth = _mapping(value, source, "auth")
-    _reject_unknown_keys(auth, {"method", "token_env"}, source, "auth")
+def _parse_auth(value: object, source: str, env: Mapping[str, str], prefix: str) -> AuthSettings:
+    """``auth`` (or ``projects[i].auth``, named by ``prefix``) with its secrets from ``env``."""
+    auth = _mapping(value, source, prefix)
     method = auth.get("method", "token")
-    if method not in AUTH_METHODS:
+    if not isinstance(method, str) or method not in AUTH_METHODS:
         raise ConfigError(
-            source, "auth.method", f"{method!r} is not supported; use one of {AUTH_METHODS}"
+            source, f"{prefix}.method", f"{method!r} is not supported; use one of {AUTH_METHODS}"
         )
-    token_env = auth.get("token_env", DEFAULT_TOKEN_ENV)
-    if not isinstance(token_env, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", token_env):
-        raise ConfigError(source, "auth.token_env", "must be an environment variable name")
-    token = env.get(token_env, "").strip()
-    if not token:
+    _reject_unknown_keys(auth, AUTH_KEYS[method], source, prefix)
+    if method == "password":
+        return _parse_password_auth(auth, source, env, prefix)
+    if method == "aksk":
+        return _parse_aksk_auth(auth, source, env, prefix)
+    token_env = _env_name(auth, "token_env", DEFAULT_TOKEN_ENV, source, prefix)
+    token = _secret_from_env(env, token_env, source, f"{prefix}.token_env")
+    return TokenAuthSettings(token_env=token_env, token=token)
+
+
+def _parse_password_auth(
+    auth: dict[str, Any], source: str, env: Mapping[str, str], prefix: str
+) -> PasswordAuthSettings:
+    iam_endpoint = auth.get("iam_endpoint", DEFAULT_IAM_ENDPOINT)
+    if not isinstance(iam_endpoint, str):
+        raise ConfigError(source, f"{prefix}.iam_endpoint", "must be a URL string")
+    password_env = _env_name(auth, "password_env", DEFAULT_PASSWORD_ENV, source, prefix)
+    return PasswordAuthSettings(
+        # The same rule as DRS endpoints: a password is never sent over plain
+        # http, except to the simulator on loopback.
+        iam_endpoint=_validate_endpoint(iam_endpoint, source, prefix, "iam_endpoint"),
+        domain_name=_required_string(auth, "domain_name", source, prefix),
+        user_name=_required_string(auth, "user_name", source, prefix),
+        password_env=password_env,
+        password=_secret_from_env(env, password_env, source, f"{prefix}.password_env"),
+    )
+
+
+def _parse_aksk_auth(
+    auth: dict[str, Any], source: str, env: Mapping[str, str], prefix: str
+) -> AkSkAuthSettings:
+    ak_env = _env_name(auth, "ak_env", DEFAULT_AK_ENV, source, prefix)
+    sk_env = _env_name(auth, "sk_env", DEFAULT_SK_ENV, source, prefix)
+    ak = _secret_from_env(env, ak_env, source, f"{prefix}.ak_env")
+    if not ACCESS_KEY_PATTERN.fullmatch(ak.reveal()):
         raise ConfigError(
-            source, "auth.token_env", f"environment variable {token_env} is not set or empty"
+            source,
+            f"{prefix}.ak_env",
+            f"{ak_env} does not hold an access key (printable ASCII, no spaces or commas)",
         )
-    return TokenAuthSettings(token_env=token_env, token=Secret(token))
+    sk = _secret_from_env(env, sk_env, source, f"{prefix}.sk_env")
+    # Temporary credentials come with a security token. The variable is optional
+    # under its default name; named explicitly, it must be set.
+    security_token_env = _env_name(
+        auth, "security_token_env", DEFAULT_SECURITY_TOKEN_ENV, source, prefix
+    )
+    security_token: Secret | None = None
+    if "security_token_env" in auth or env.get(security_token_env, "").strip():
+        key = f"{prefix}.security_token_env"
+        security_token = _secret_from_env(env, security_token_env, source, key)
+        if not HEADER_VALUE_PATTERN.fullmatch(security_token.reveal()):
+            raise ConfigError(
+                source,
+                key,
+                f"{security_token_env} does not hold a security token (printable ASCII)",
+            )
+    return AkSkAuthSettings(
+        ak_env=ak_env,
+        sk_env=sk_env,
+        ak=ak,
+        sk=sk,
+        security_token_env=security_token_env if security_token is not None else None,
+        security_token=security_token,
+    )
+
+
+def _env_name(auth: dict[str, Any], name: str, default: str, source: str, prefix: str) -> str:
+    value = auth.get(name, default)
+    if not isinstance(value, str) or not ENV_NAME_PATTERN.fullmatch(value):
+        raise ConfigError(source, f"{prefix}.{name}", "must be an environment variable name")
+    return value
+
+
+def _secret_from_env(env: Mapping[str, str], name: str, source: str, key: str) -> Secret:
+    # The value is never put in a message: only the variable's name is.
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(source, key, f"environment variable {name} is not set or empty")
+    return Secret(value)
 
 
 def _mapping(value: object, source: str, key: str) -> dict[str, Any]:

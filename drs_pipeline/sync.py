@@ -11,26 +11,42 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 
-from drs_pipeline.config import ProjectSettings, Settings
+from drs_pipeline.collector import bulk_allocation
+from drs_pipeline.config import (
+    AkSkAuthSettings,
+    AuthSettings,
+    PasswordAuthSettings,
+    ProjectSettings,
+    Settings,
+    TokenAuthSettings,
+)
 from drs_pipeline.drs.auth import TokenAuth
-from drs_pipeline.drs.client import DrsClient, PagingPolicy, ProjectTarget, utc_now
+from drs_pipeline.drs.client import (
+    DrsClient,
+    Listing,
+    Page,
+    PagingPolicy,
+    ProjectTarget,
+    utc_now,
+)
 from drs_pipeline.drs.errors import DrsError
+from drs_pipeline.drs.iam import IamAccount, IamTokenAuth, IamTokenCache
 from drs_pipeline.drs.retry import RetryPolicy
-from drs_pipeline.warehouse.normalize import normalize_pages
-from drs_pipeline.warehouse.store import SyncRunRow, Warehouse, open_warehouse
+from drs_pipeline.drs.signing import AkSkAuth, AkSkCredentials
+from drs_pipeline.warehouse.normalize import Normalized, normalize_pages
+from drs_pipeline.warehouse.store import ProjectSync, SyncRunRow, Warehouse, open_warehouse
+from drs_pipeline.warehouse.writer import BatchingWriter
 
 log = logging.getLogger(__name__)
 
 OK, INCOMPLETE, FAILED = "ok", "incomplete", "failed"
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -72,11 +88,14 @@ def build_client(
     paging: PagingPolicy | None = None,
     clock: Callable[[], datetime] = utc_now,
 ) -> DrsClient:
-    """The client for these settings; the embedded simulator is reached in-process."""
+    """The client for these settings; the embedded simulator is reached in-process.
+
+    It carries no credentials of its own: each project's target does
+    (``project_targets``), since projects may authenticate differently.
+    """
     if transport is None and settings.simulator is not None:
         transport = embedded_simulator_transport(settings)
     return DrsClient(
-        auth=TokenAuth(settings.auth.token),
         paging=paging or PagingPolicy(page_size=settings.page_size),
         retry=retry,
         max_concurrency=settings.max_concurrency,
@@ -91,11 +110,53 @@ def embedded_simulator_transport(settings: Settings) -> httpx.AsyncBaseTransport
     from drs_pipeline.simulator import WorldSettings, build_simulator
 
     assert settings.simulator is not None
+    assert isinstance(settings.auth, TokenAuthSettings), "the embedded simulator takes a token"
     app = build_simulator(
         WorldSettings(seed=settings.simulator.seed, speed=settings.simulator.speed),
         tokens={settings.auth.token.reveal()},
     )
     return httpx.ASGITransport(app=app)
+
+
+def project_targets(
+    settings: Settings, *, clock: Callable[[], datetime] = utc_now
+) -> dict[str, ProjectTarget]:
+    """Every project's endpoint and auth flow for one sync.
+
+    IAM tokens are shared through one cache: a token serves every request of
+    its scope for the whole sync, and is never kept beyond it.
+    """
+    iam_tokens = IamTokenCache(clock=clock)
+    return {
+        project.project_id: ProjectTarget(
+            project.project_id,
+            project.endpoint,
+            auth=project_auth(
+                settings.auth_for(project), project.project_id, iam_tokens=iam_tokens, clock=clock
+            ),
+        )
+        for project in settings.projects
+    }
+
+
+def project_auth(
+    auth: AuthSettings,
+    project_id: str,
+    *,
+    iam_tokens: IamTokenCache,
+    clock: Callable[[], datetime] = utc_now,
+) -> httpx.Auth:
+    """The auth flow of one project's requests."""
+    if isinstance(auth, AkSkAuthSettings):
+        credentials = AkSkCredentials(auth.ak, auth.sk, auth.security_token)
+        # The signing date comes from the sync's clock (the simulator's in tests).
+        return AkSkAuth(credentials, project_id, clock=clock)
+    if isinstance(auth, PasswordAuthSettings):
+        account = IamAccount(
+            auth.iam_endpoint, auth.domain_name, auth.user_name, auth.password_env, auth.password
+        )
+        return IamTokenAuth(iam_tokens.source(account, project_id))
+    return TokenAuth(auth.token)
 
 
 def run_sync(
@@ -114,11 +175,15 @@ def run_sync(
         client = build_client(
             settings, transport=transport, retry=retry, paging=paging, clock=clock
         )
+        targets = project_targets(settings, clock=clock)
         async with client:
             with open_warehouse(database, lock_timeout_s=lock_timeout_s) as warehouse:
-                return await sync_projects(settings.projects, client, warehouse, clock=clock)
+                return await sync_projects(
+                    settings.projects, client, warehouse, clock=clock, targets=targets
+                )
 
-    return asyncio.run(main())
+    with bulk_allocation():
+        return asyncio.run(main())
 
 
 async def sync_projects(
@@ -127,15 +192,29 @@ async def sync_projects(
     warehouse: Warehouse,
     *,
     clock: Callable[[], datetime] = utc_now,
+    targets: Mapping[str, ProjectTarget] | None = None,
 ) -> SyncReport:
+    """``targets``: each project's endpoint and auth (``project_targets``); a project
+    without one is requested with the client's own auth."""
     started_at = clock()
     sync_id = new_sync_id(started_at)
-    writer = _SerializedWriter(warehouse)
+    writer = BatchingWriter(
+        warehouse,
+        [project.project_id for project in projects],
+        history_jobs=await asyncio.to_thread(warehouse.job_rows),
+    )
     done = 0
 
     async def one(project: ProjectSettings) -> ProjectResult:
         nonlocal done
-        result = await _sync_project(sync_id, project, client, writer, clock)
+        target = (targets or {}).get(project.project_id) or ProjectTarget(
+            project.project_id, project.endpoint
+        )
+        try:
+            result = await _sync_project(sync_id, project, target, client, writer, clock)
+        finally:
+            # Landed or not, this project will queue nothing more for the writer.
+            writer.close_project(project.project_id)
         done += 1
         run = result.run
         log.info(
@@ -168,43 +247,47 @@ async def sync_projects(
     )
 
 
-class _SerializedWriter:
-    """Runs warehouse calls one at a time, off the event loop.
+async def _normalize(observations: list[Page], project: ProjectSettings) -> Normalized:
+    return await asyncio.to_thread(
+        normalize_pages, observations, project_id=project.project_id, region=project.region
+    )
 
-    DuckDB releases the GIL while it works, so pages keep arriving meanwhile.
-    """
 
-    def __init__(self, warehouse: Warehouse) -> None:
-        self.warehouse = warehouse
-        self._lock = asyncio.Lock()
-
-    async def call(self, function: Callable[[], T]) -> T:
-        async with self._lock:
-            return await asyncio.to_thread(function)
+def _seen_ids(listing: Listing, normalized: Normalized) -> Iterable[str]:
+    """Ids of every record listed, malformed ones included (they still exist)."""
+    if normalized.rejected.empty:
+        # Every record became a row: the rows' ids are the same set, already in a column.
+        ids: Iterable[str] = normalized.jobs["async_job_id"].to_numpy()
+        return ids
+    return listing.seen_ids()
 
 
 async def _sync_project(
     sync_id: str,
     project: ProjectSettings,
+    target: ProjectTarget,
     client: DrsClient,
-    writer: _SerializedWriter,
+    writer: BatchingWriter,
     clock: Callable[[], datetime],
 ) -> ProjectResult:
     started_at = clock()
-    target = ProjectTarget(project.project_id, project.endpoint)
     pages = 0
     try:
-        known = await writer.call(lambda: writer.warehouse.present_job_ids(project.project_id))
         listing = await client.list_project(target)
         pages = len(listing.pages)
         observations = list(listing.pages)
+        normalized = await _normalize(observations, project)
         outcome, error = OK, None
         confirmed_gone: frozenset[str] = frozenset()
         if not listing.settled:
             # What was seen still lands; nothing is marked gone on a partial view.
             outcome, error = INCOMPLETE, f"listing did not settle: {listing.unsettled_reason}"
         else:
-            missing = known - listing.seen_ids()
+            # As last committed: nothing but this project's own merge, later, changes
+            # its rows. Read now rather than before listing, so that only the projects
+            # in progress hold theirs in memory.
+            known = await asyncio.to_thread(writer.warehouse.present_job_ids, project.project_id)
+            missing = known.difference(_seen_ids(listing, normalized)) if known else known
             if missing:
                 try:
                     absence = await client.confirm_absent(target, missing)
@@ -212,11 +295,10 @@ async def _sync_project(
                     outcome, error = INCOMPLETE, f"could not confirm missing jobs: {exc}"
                 else:
                     confirmed_gone = absence.gone
-                    observations += absence.found
-                    pages += len(absence.found)
-        normalized = await asyncio.to_thread(
-            normalize_pages, observations, project_id=project.project_id, region=project.region
-        )
+                    if absence.found:
+                        observations += absence.found
+                        pages += len(absence.found)
+                        normalized = await _normalize(observations, project)
         run = SyncRunRow(
             sync_id=sync_id,
             project_id=project.project_id,
@@ -229,11 +311,7 @@ async def _sync_project(
             total_count=listing.total_count,
         )
         gone_at = clock()
-        recorded = await writer.call(
-            lambda: writer.warehouse.apply_project_sync(
-                project.project_id, normalized, confirmed_gone, gone_at, run
-            )
-        )
+        recorded = await writer.merge(ProjectSync(run, normalized, confirmed_gone, gone_at))
         return ProjectResult(run=recorded, region=project.region)
     except DrsError as exc:
         return await _record_failure(
@@ -259,7 +337,7 @@ async def _sync_project(
 async def _record_failure(
     sync_id: str,
     project: ProjectSettings,
-    writer: _SerializedWriter,
+    writer: BatchingWriter,
     started_at: datetime,
     clock: Callable[[], datetime],
     pages: int,

@@ -8,7 +8,11 @@ import pytest
 
 from drs_pipeline.config import (
     DEFAULT_DUCKDB_PATH,
+    AkSkAuthSettings,
     ConfigError,
+    PasswordAuthSettings,
+    Secret,
+    TokenAuthSettings,
     duckdb_path,
     load_settings,
     load_settings_file,
@@ -200,3 +204,211 @@ def test_database_path(tmp_path: Path) -> None:
     assert duckdb_path({}) == DEFAULT_DUCKDB_PATH
     assert DEFAULT_DUCKDB_PATH.parent.name == "data"
     assert duckdb_path({"DRS_DUCKDB_PATH": str(tmp_path / "h.duckdb")}) == tmp_path / "h.duckdb"
+
+
+# -- authentication: token, IAM password, AK/SK; per project ------------------------------
+
+AKSK_ENV = {"HUAWEICLOUD_SDK_AK": "AKEXAMPLE0123", "HUAWEICLOUD_SDK_SK": "sk-secret-value"}
+ONE_PROJECT = f"projects: [{{project_id: {PROJECT}, region: cn-south-2}}]\n"
+
+
+def test_aksk_auth_reads_the_sdk_variables(tmp_path: Path) -> None:
+    path = write(tmp_path, ONE_PROJECT + "auth: {method: aksk}")
+    settings = load_settings_file(path, AKSK_ENV)
+    auth = settings.auth_for(settings.projects[0])
+    assert isinstance(auth, AkSkAuthSettings)
+    assert (auth.ak.reveal(), auth.sk.reveal()) == ("AKEXAMPLE0123", "sk-secret-value")
+    assert auth.security_token is None and auth.security_token_env is None
+    assert settings.projects[0].auth is auth
+    for secret in AKSK_ENV.values():
+        assert secret not in repr(settings) and secret not in str(auth)
+
+    temporary = load_settings_file(
+        path, {**AKSK_ENV, "HUAWEICLOUD_SDK_SECURITY_TOKEN": "sts-token"}
+    ).auth
+    assert isinstance(temporary, AkSkAuthSettings)
+    assert temporary.security_token is not None
+    assert temporary.security_token.reveal() == "sts-token"
+    assert "sts-token" not in repr(temporary)
+
+
+def test_aksk_variable_names_can_be_chosen(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        ONE_PROJECT
+        + "auth: {method: aksk, ak_env: MY_AK, sk_env: MY_SK, security_token_env: MY_ST}",
+    )
+    auth = load_settings_file(path, {"MY_AK": "AK1", "MY_SK": "SK1", "MY_ST": "ST1"}).auth
+    assert isinstance(auth, AkSkAuthSettings)
+    assert (auth.ak_env, auth.sk_env, auth.security_token_env) == ("MY_AK", "MY_SK", "MY_ST")
+    assert auth.security_token == Secret("ST1")
+
+
+def test_password_auth_defaults(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, ONE_PROJECT + "auth: {method: password, domain_name: acme, user_name: bob}"
+    )
+    settings = load_settings_file(path, {"HUAWEICLOUD_IAM_PASSWORD": "pa55word"})
+    auth = settings.auth
+    assert isinstance(auth, PasswordAuthSettings)
+    assert auth.iam_endpoint == "https://iam.myhuaweicloud.com"
+    assert (auth.domain_name, auth.user_name, auth.password_env) == (
+        "acme",
+        "bob",
+        "HUAWEICLOUD_IAM_PASSWORD",
+    )
+    assert auth.password.reveal() == "pa55word" and "pa55word" not in repr(settings)
+
+
+def test_each_project_may_authenticate_its_own_way(tmp_path: Path) -> None:
+    other, third = "a" * 32, "b" * 32
+    path = write(
+        tmp_path,
+        f"""
+projects:
+  - {{project_id: {PROJECT}, region: cn-south-2}}
+  - project_id: {other}
+    region: cn-south-4
+    auth: {{method: aksk, ak_env: OTHER_AK, sk_env: OTHER_SK}}
+  - project_id: {third}
+    region: cn-south-4
+    auth:
+      method: password
+      iam_endpoint: http://127.0.0.1:8600
+      domain_name: tenant-b
+      user_name: reader
+      password_env: TENANT_B_PASSWORD
+auth: {{method: token, token_env: MY_TOKEN}}
+""",
+    )
+    env = {"MY_TOKEN": "t", "OTHER_AK": "AK2", "OTHER_SK": "SK2", "TENANT_B_PASSWORD": "pw"}
+    settings = load_settings_file(path, env)
+    methods = [settings.auth_for(p).method for p in settings.projects]
+    assert methods == ["token", "aksk", "password"]
+    assert isinstance(settings.auth, TokenAuthSettings)
+    assert settings.projects[0].auth is settings.auth
+    third_auth = settings.projects[2].auth
+    assert isinstance(third_auth, PasswordAuthSettings)
+    assert third_auth.iam_endpoint == "http://127.0.0.1:8600"
+
+
+def test_the_default_auth_is_not_required_when_every_project_has_its_own(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"projects: [{{project_id: {PROJECT}, region: cn-south-2, auth: {{method: aksk}}}}]",
+    )
+    settings = load_settings_file(path, AKSK_ENV)  # no DRS_AUTH_TOKEN anywhere
+    assert settings.auth is None
+    assert settings.auth_for(settings.projects[0]).method == "aksk"
+
+
+@pytest.mark.parametrize(
+    ("auth", "env", "key", "words"),
+    [
+        (
+            "{method: aksk}",
+            {"HUAWEICLOUD_SDK_SK": "s"},
+            "auth.ak_env",
+            "HUAWEICLOUD_SDK_AK is not set",
+        ),
+        (
+            "{method: aksk}",
+            {"HUAWEICLOUD_SDK_AK": "A"},
+            "auth.sk_env",
+            "HUAWEICLOUD_SDK_SK is not set",
+        ),
+        (
+            "{method: aksk, security_token_env: MY_STS}",
+            AKSK_ENV,
+            "auth.security_token_env",
+            "MY_STS is not set",
+        ),
+        ("{method: aksk, token_env: X}", AKSK_ENV, "auth.token_env", "unknown"),
+        ("{method: aksk, sk_env: 9lives}", AKSK_ENV, "auth.sk_env", "environment variable name"),
+        (
+            "{method: aksk}",
+            {**AKSK_ENV, "HUAWEICLOUD_SDK_AK": "AK,LEAKED"},
+            "auth.ak_env",
+            "does not hold an access key",
+        ),
+        (
+            "{method: password, user_name: bob}",
+            {"HUAWEICLOUD_IAM_PASSWORD": "p"},
+            "auth.domain_name",
+            "required",
+        ),
+        (
+            "{method: password, domain_name: acme, user_name: bob}",
+            {},
+            "auth.password_env",
+            "HUAWEICLOUD_IAM_PASSWORD is not set",
+        ),
+        (
+            "{method: password, domain_name: acme, user_name: bob, "
+            "iam_endpoint: 'http://iam.example.com'}",
+            {"HUAWEICLOUD_IAM_PASSWORD": "p"},
+            "auth.iam_endpoint",
+            "loopback",
+        ),
+        (
+            "{method: password, domain_name: acme, user_name: bob, "
+            "iam_endpoint: 'https://iam.example.com/v3'}",
+            {"HUAWEICLOUD_IAM_PASSWORD": "p"},
+            "auth.iam_endpoint",
+            "must not carry a path",
+        ),
+        (
+            "{method: password, domain_name: acme, user_name: bob, ak_env: X}",
+            {"HUAWEICLOUD_IAM_PASSWORD": "p"},
+            "auth.ak_env",
+            "unknown",
+        ),
+        ("{method: [aksk]}", AKSK_ENV, "auth.method", "not supported"),
+    ],
+)
+def test_invalid_auth_names_the_key_and_never_the_secret(
+    tmp_path: Path, auth: str, env: dict[str, str], key: str, words: str
+) -> None:
+    path = write(tmp_path, ONE_PROJECT + f"auth: {auth}")
+    with pytest.raises(ConfigError) as caught:
+        load_settings_file(path, env)
+    assert caught.value.key == key and key in str(caught.value)
+    assert words in str(caught.value)
+    for value in env.values():
+        if len(value) > 1:
+            assert value not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("project_auth", "key", "words"),
+    [
+        ("{method: aksk, sk_env: THIRD_SK}", "projects[2].auth.sk_env", "THIRD_SK is not set"),
+        ("{method: magic}", "projects[2].auth.method", "not supported"),
+        ("{method: password, domain_name: d}", "projects[2].auth.user_name", "required"),
+        ("{method: token, secret: x}", "projects[2].auth.secret", "unknown"),
+    ],
+)
+def test_invalid_project_auth_names_the_project(
+    tmp_path: Path, project_auth: str, key: str, words: str
+) -> None:
+    path = write(
+        tmp_path,
+        f"""
+projects:
+  - {{project_id: '{"1" * 32}', region: cn-south-2}}
+  - {{project_id: '{"2" * 32}', region: cn-south-2}}
+  - {{project_id: '{"3" * 32}', region: cn-south-2, auth: {project_auth}}}
+""",
+    )
+    env = {**ENV, **AKSK_ENV, "HUAWEICLOUD_IAM_PASSWORD": "p"}
+    with pytest.raises(ConfigError) as caught:
+        load_settings_file(path, env)
+    assert caught.value.key == key
+    assert words in str(caught.value)
+
+
+def test_embedded_simulator_keeps_token_auth() -> None:
+    settings = load_settings({}, cwd=Path("/nonexistent-dir-for-this-test"))
+    assert settings.uses_embedded_simulator
+    assert isinstance(settings.auth, TokenAuthSettings)
+    assert {settings.auth_for(p).method for p in settings.projects} == {"token"}

@@ -10,7 +10,9 @@ same database: what landing the rows costs before any history is kept.
 
 from __future__ import annotations
 
+import hashlib
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -72,12 +74,16 @@ def snapshot(
     if changed_fraction > 0:
         status[index % round(1 / changed_fraction) == 0] = CHANGED_TO
     owner = index % len(OWNERS)
+    # Random-looking ids, as the API's are: sequential ones would let DuckDB skip row
+    # groups by their min and max, which real ids never allow.
+    project_ids = [_hex(f"project/{p}", 32) for p in range(projects)]
     frame = pd.DataFrame(
         {
-            "project_id": [f"{p:032x}" for p in project],
+            "project_id": np.array(project_ids, dtype=object)[project],
             "region": "cn-south-2",
             "async_job_id": [
-                f"{p:08x}-0000-4000-8000-{i:012x}" for p, i in zip(project, index, strict=True)
+                str(uuid.UUID(_hex(f"job/{p}/{i}", 32), version=4))
+                for p, i in zip(project, index, strict=True)
             ],
             "status": status,
             "domain_name": np.array([d for d, _ in OWNERS], dtype=object)[owner],
@@ -88,6 +94,10 @@ def snapshot(
         index=pd.RangeIndex(n),
     )
     return frame.astype(JOB_DTYPES)
+
+
+def _hex(key: str, digits: int) -> str:
+    return hashlib.blake2b(key.encode(), digest_size=digits // 2).hexdigest()
 
 
 def _syncs(frame: pd.DataFrame, sync_id: str, at: datetime) -> list[ProjectSync]:

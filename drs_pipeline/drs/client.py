@@ -21,8 +21,10 @@ section), so a listing here is a small protocol, not a loop:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
+import operator
 import random
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -32,18 +34,24 @@ from typing import Any
 import httpx
 import orjson
 
+from drs_pipeline.drs.auth import CredentialAuth
 from drs_pipeline.drs.errors import (
     DrsApiError,
     DrsError,
     DrsResponseError,
     DrsTransportError,
+    IamAuthError,
+    IamError,
     Where,
     parse_error_body,
 )
+from drs_pipeline.drs.missing_sniffio import remember_missing_sniffio
 from drs_pipeline.drs.retry import RetryPolicy
+from drs_pipeline.drs.slots import PrioritySlots
 from drs_pipeline.drs.statuses import LIST_PATH_TEMPLATE
 
 log = logging.getLogger(__name__)
+remember_missing_sniffio()
 
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
@@ -60,6 +68,10 @@ class PagingPolicy:
     max_listing_attempts: int = 3
     # A server that never returns a short page must not keep us paging forever.
     max_pages_per_pass: int = 100_000
+    # Oldest first by default: a job created mid-listing then lands on the last page
+    # instead of shifting every later offset (under desc each arrival repeats a row on
+    # the next page). Both are handled; "desc" exists so tests can prove it.
+    sort_dir: str = "asc"
 
 
 @dataclass(frozen=True)
@@ -108,15 +120,22 @@ class Absence:
 class ProjectTarget:
     project_id: str
     endpoint: str
+    # How this project's requests authenticate (projects may be in different
+    # accounts); None uses the client's ``auth``.
+    auth: httpx.Auth | None = field(default=None, repr=False, compare=False)
 
 
 class DrsClient:
-    """Reads batch async jobs. One instance per sync; use as an async context manager."""
+    """Reads batch async jobs. One instance per sync; use as an async context manager.
+
+    ``auth`` authenticates the requests of targets that carry none of their own
+    (``ProjectTarget.auth``).
+    """
 
     def __init__(
         self,
         *,
-        auth: httpx.Auth,
+        auth: httpx.Auth | None = None,
         paging: PagingPolicy | None = None,
         retry: RetryPolicy | None = None,
         max_concurrency: int = 8,
@@ -132,8 +151,11 @@ class DrsClient:
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
-        # One budget of in-flight requests for the whole sync, across projects.
-        self._slots = asyncio.Semaphore(max_concurrency)
+        # One budget of in-flight requests for the whole sync, across projects, given to
+        # the project that started first (see slots.py): projects then finish in turn.
+        self._slots = PrioritySlots(max_concurrency)
+        self._ranks: dict[str, int] = {}
+        self._lookahead = max_concurrency
         self._http = httpx.AsyncClient(
             auth=auth,
             transport=transport,
@@ -247,7 +269,7 @@ class DrsClient:
             "offset": offset,
             "limit": limit,
             "sort_key": "create_time",
-            "sort_dir": "asc",
+            "sort_dir": self.paging.sort_dir,
         }
         if async_job_id is not None:
             params["async_job_id"] = async_job_id
@@ -256,7 +278,7 @@ class DrsClient:
         while True:
             attempt += 1
             try:
-                return await self._send(url, params, where, offset)
+                return await self._send(url, params, where, offset, target.auth)
             except DrsError as error:
                 error.attempts = attempt
                 delay = self.retry.delay_before_retry(error, attempt, self._rng)
@@ -267,13 +289,29 @@ class DrsClient:
             waited += delay
 
     async def _send(
-        self, url: str, params: dict[str, str | int], where: Where, offset: int
+        self,
+        url: str,
+        params: dict[str, str | int],
+        where: Where,
+        offset: int,
+        auth: httpx.Auth | None,
     ) -> Page:
         # Hold a slot only while the request is in flight, not while backing off.
-        async with self._slots:
+        rank = self._ranks.setdefault(where.project_id, len(self._ranks))
+        if where.offset == 0 and where.async_job_id is None:
+            # A listing's first page comes as early as the pages of the project that many
+            # ranks ahead: its total_count then already waits when that project's turn
+            # comes, and the last projects' chains (first page, the others, the check
+            # for more) do not end up alone at the tail with slots to spare.
+            rank -= self._lookahead
+        async with self._slots.hold(rank):
             self.requests_sent += 1
             try:
-                response = await self._http.get(url, params=params)
+                response = await self._http.get(
+                    url, params=params, auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT
+                )
+            except IamError as exc:
+                raise IamAuthError(where, exc) from None
             except httpx.TimeoutException as exc:
                 raise DrsTransportError(where, f"timed out ({type(exc).__name__})") from None
             except httpx.TransportError as exc:
@@ -284,6 +322,10 @@ class DrsClient:
         request_id = response.headers.get("X-Request-Id")
         if response.status_code != 200:
             error_code, error_msg = parse_error_body(response.content)
+            # A gateway may echo a credential (an AK) in its message.
+            used = auth if auth is not None else self._http.auth
+            if error_msg is not None and isinstance(used, CredentialAuth):
+                error_msg = used.redact(error_msg)
             raise DrsApiError(
                 where,
                 status_code=response.status_code,
@@ -316,6 +358,19 @@ def _parse_page(
     return Page(offset, total_count, jobs, fetched_at, request_id)
 
 
+_JOB_ID = operator.itemgetter("async_job_id")
+
+
+def _string_ids(records: list[Any]) -> list[str] | None:
+    """Each record's ``async_job_id`` if every record is an object with a string id."""
+    try:
+        # KeyError for a record without an id, TypeError for one that is no object.
+        ids = list(map(_JOB_ID, records))
+    except (KeyError, TypeError):
+        return None
+    return ids if all(map(isinstance, ids, itertools.repeat(str))) else None
+
+
 def _unsettled_reason(pages: list[Page]) -> str | None:
     counts = {page.total_count for page in pages}
     if len(counts) > 1:
@@ -323,13 +378,29 @@ def _unsettled_reason(pages: list[Page]) -> str | None:
     # Records without a usable id cannot be told apart: each counts as one job.
     ids: set[str] = set()
     anonymous = 0
+    # An id twice within one page is two rows of the API's count (a page is one
+    # snapshot: drift cannot repeat a row inside it). Counted once, a listing with
+    # such a record could never settle, and nothing of its project would ever be
+    # marked gone.
+    repeated = 0
     for page in pages:
+        page_ids = _string_ids(page.jobs)
+        if page_ids is not None:
+            # Every record an object with a string id, as nearly always: the same
+            # counts from set operations in C rather than a Python loop per record.
+            in_page = set(page_ids)
+            repeated += len(page_ids) - len(in_page)
+            ids |= in_page
+            continue
+        in_page = set()
         for record in page.jobs:
             if isinstance(record, dict) and isinstance(job_id := record.get("async_job_id"), str):
+                repeated += job_id in in_page
+                in_page.add(job_id)
                 ids.add(job_id)
             else:
                 anonymous += 1
-    distinct = len(ids) + anonymous
+    distinct = len(ids) + anonymous + repeated
     expected = pages[0].total_count
     if distinct != expected:
         return f"{distinct} distinct jobs collected for total_count {expected}"

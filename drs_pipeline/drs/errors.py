@@ -95,6 +95,50 @@ class DrsResponseError(DrsError):
     retryable = True
 
 
+class IamError(Exception):
+    """IAM did not issue a token (wrong password, locked user, IAM down).
+
+    Raised inside an auth flow, which does not know which page it is sending;
+    the client turns it into an ``IamAuthError`` that does. Its message names
+    the account and the user, never the password.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        error_code: str | None = None,
+        request_id: str | None = None,
+        retryable: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.error_code = error_code
+        self.request_id = request_id
+        self.retryable = retryable
+
+
+class IamAuthError(DrsError):
+    """A page could not be requested because IAM would not issue a token for it.
+
+    Retryable only when IAM itself was unavailable (429, 5xx, no connection): a
+    refused password is never tried again, since each try counts towards IAM's
+    lockout of the user.
+    """
+
+    def __init__(self, where: Where, cause: IamError) -> None:
+        super().__init__(where, cause.message, request_id=cause.request_id)
+        self.status_code = cause.status_code
+        self._error_code = cause.error_code
+        self.retryable = cause.retryable
+
+    @property
+    def error_code(self) -> str | None:
+        return self._error_code
+
+
 class DrsTransportError(DrsError):
     """No usable response: connection refused or reset, timeout, a body cut off."""
 

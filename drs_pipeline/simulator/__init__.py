@@ -45,11 +45,18 @@ def build_simulator(
     tokens: set[str],
     clock: Clock | None = None,
     job_cache: int | None = None,
+    page_cache: int = 0,
 ) -> SimulatorApp:
     """A ready app: world, faults (all off by default), the accepted tokens (no
     default: a token in code would be a secret in code) and one clock shared by
     world and app (default: wall time).
-    ``job_cache``: see ``World``."""
+    ``job_cache``: see ``World``; ``page_cache``: see ``SimulatorApp``."""
     clock = clock if clock is not None else WallClock()
     world = World(settings, clock, job_cache=job_cache)
-    return SimulatorApp(world, faults if faults is not None else Faults(), clock, tokens=tokens)
+    return SimulatorApp(
+        world,
+        faults if faults is not None else Faults(),
+        clock,
+        tokens=tokens,
+        page_cache=page_cache,
+    )

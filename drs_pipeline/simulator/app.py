@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -25,6 +25,8 @@ from drs_pipeline.simulator import errors
 from drs_pipeline.simulator.clock import Clock
 from drs_pipeline.simulator.errors import ApiError
 from drs_pipeline.simulator.faults import Faults, ScriptedFault
+from drs_pipeline.simulator.gateway import AkSkGateway
+from drs_pipeline.simulator.iam import TOKENS_PATH, SimIam
 from drs_pipeline.simulator.world import World
 
 Scope = MutableMapping[str, Any]
@@ -91,7 +93,13 @@ class SimulatorApp:
     """The ASGI callable. ``tokens`` are the accepted X-Auth-Token values (there is
     no default: whoever starts a simulator chooses them); a token in
     ``expired_tokens`` gets 401 APIGW.0307 (the
-    "renew your token" answer). Both sets may be changed while serving."""
+    "renew your token" answer). Both sets may be changed while serving.
+
+    ``page_cache``: how many rendered page bodies to keep (LRU), keyed by the
+    query, the time and the world's version. 0 (the default) renders every
+    response. Only worth it when the clock stands still between requests (a
+    benchmark's ManualClock): with a moving clock no two requests share a key.
+    Valid as long as jobs change only through World's methods."""
 
     def __init__(
         self,
@@ -100,6 +108,7 @@ class SimulatorApp:
         clock: Clock | None = None,
         *,
         tokens: Iterable[str],
+        page_cache: int = 0,
     ) -> None:
         self.world = world
         self.faults = faults if faults is not None else Faults()
@@ -107,7 +116,13 @@ class SimulatorApp:
         self.clock: Clock = clock if clock is not None else world.clock
         self.tokens: set[str] = set(tokens)
         self.expired_tokens: set[str] = set()
+        # Off unless set: AK/SK verification of signed requests, and IAM
+        # (POST /v3/auth/tokens, whose tokens the list then accepts).
+        self.gateway: AkSkGateway | None = None
+        self.iam: SimIam | None = None
         self.stats = SimStats()
+        self._page_cache_size = page_cache
+        self._page_cache: OrderedDict[tuple[ListQuery, float, int], bytes] = OrderedDict()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -124,11 +139,19 @@ class SimulatorApp:
             # Sleep, not block: concurrent requests must overlap as they would upstream.
             await asyncio.sleep(self.faults.latency_s)
 
+        if self.iam is not None and scope.get("path") == TOKENS_PATH:
+            # IAM keeps its own counters: the stats stay about the list endpoint.
+            answer = self.iam.handle(str(scope.get("method")), await _read_body(receive))
+            await self._respond(send, request_id, answer.status, answer.body, answer.headers)
+            return
         project_id = _match_path(scope.get("path", ""))
         if project_id is None or scope.get("method") != "GET":
             await self._error(send, request_id, errors.NO_SUCH_API, None)
             return
-        auth_error = self._check_token(scope)
+        if self.gateway is not None and self.gateway.is_signed(scope):
+            auth_error = self.gateway.verify(scope, await _read_body(receive), project_id)
+        else:
+            auth_error = self._check_token(scope, project_id)
         if auth_error is not None:
             await self._error(send, request_id, auth_error, project_id)
             return
@@ -165,18 +188,20 @@ class SimulatorApp:
         await self._respond(send, request_id, 200, self._page_body(query), None)
         self._log(query, 200, fault)
 
-    def _check_token(self, scope: Scope) -> ApiError | None:
+    def _check_token(self, scope: Scope, project_id: str) -> ApiError | None:
         token = _header(scope, b"x-auth-token")
         if token is not None and token in self.tokens:
             return None
         if token is not None and token in self.expired_tokens:
             return errors.TOKEN_EXPIRED
+        if token is not None and self.iam is not None:
+            return self.iam.check_token(token, project_id)
         return errors.AUTH_FAILED
 
     # -- bodies ---------------------------------------------------------------------
 
-    def _page(self, query: ListQuery) -> tuple[int, list[dict[str, Any]]]:
-        t = self.clock.now()
+    def _page(self, query: ListQuery, t: float | None = None) -> tuple[int, list[dict[str, Any]]]:
+        t = self.clock.now() if t is None else t
         total, page = self.world.page(
             query.project_id,
             t,
@@ -191,8 +216,21 @@ class SimulatorApp:
         return total, [job.record_at(t) for job in page]
 
     def _page_body(self, query: ListQuery) -> bytes:
-        total, records = self._page(query)
-        return orjson.dumps({"total_count": total, "jobs": records})
+        if not self._page_cache_size:
+            total, records = self._page(query)
+            return orjson.dumps({"total_count": total, "jobs": records})
+        t = self.clock.now()
+        key = (query, t, self.world.version)
+        cache = self._page_cache
+        body = cache.get(key)
+        if body is None:
+            total, records = self._page(query, t)
+            body = cache[key] = orjson.dumps({"total_count": total, "jobs": records})
+            if len(cache) > self._page_cache_size:
+                cache.popitem(last=False)
+        else:
+            cache.move_to_end(key)
+        return body
 
     def _malformed_body(self, query: ListQuery) -> bytes:
         """A 200 the client must reject: cut JSON, or JSON of the wrong shape."""
@@ -314,6 +352,18 @@ def _match_path(path: str) -> str | None:
     if not project_id or "/" in project_id:
         return None
     return project_id
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(bytes(message.get("body", b"")))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

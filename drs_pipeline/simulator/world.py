@@ -96,6 +96,9 @@ class World:
         self._pinned: dict[str, dict[int, SimJob]] = {pid: {} for pid in self._projects}
         self._cache: OrderedDict[tuple[str, int], SimJob] = OrderedDict()
         self._cache_size = job_cache if job_cache is not None else self._auto_cache_size()
+        # Bumped by every scripted change: with the time, it keys what a listing shows
+        # (the app's page cache relies on it).
+        self.version = 0
 
     def _auto_cache_size(self) -> int:
         settings = self.settings
@@ -254,6 +257,7 @@ class World:
                 raw=raw,
             )
             self._scripted[project_id][job_id] = job
+            self.version += 1
             return job
 
     def set_status(self, project_id: str, async_job_id: str, status: str) -> SimJob:
@@ -343,6 +347,8 @@ class World:
         raise KeyError(f"no job {async_job_id} in project {project_id}")
 
     def _pin(self, job: SimJob) -> None:
+        # Every scripted change of an existing job ends here.
+        self.version += 1
         if job.index is not None:
             self._pinned[job.project_id][job.index] = job
 

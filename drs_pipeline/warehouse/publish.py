@@ -50,6 +50,7 @@ def publish(
     # Same folder as the target, so that the final rename is atomic.
     staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     staging.unlink(missing_ok=True)
+    _remove_abandoned_staging(target)
     try:
         with duckdb.connect() as con:
             wait_for_lock(
@@ -74,6 +75,26 @@ def publish(
         staging.unlink(missing_ok=True)
         staging.with_name(staging.name + ".wal").unlink(missing_ok=True)
     return Publication(target, published_at, sync_id, target.stat().st_size)
+
+
+def _remove_abandoned_staging(target: Path) -> None:
+    """Staging copies left by a publication that was killed midway (each a whole copy
+    of the database): removed, unless the process that wrote it still runs."""
+    prefix = f".{target.name}."
+    for leftover in target.parent.glob(f"{prefix}*.tmp*"):
+        pid = leftover.name[len(prefix) :].split(".", 1)[0]
+        if pid.isdigit() and not _process_exists(int(pid)):
+            leftover.unlink(missing_ok=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
 
 
 def _latest_sync_id(con: duckdb.DuckDBPyConnection) -> str | None:

@@ -11,7 +11,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -20,10 +20,9 @@ from typing import Any, TypeVar
 import duckdb
 import pandas as pd
 
-from drs_pipeline.warehouse.health import describe_violations, invariant_violations
+from drs_pipeline.warehouse.health import INVARIANT_QUERIES, describe_violations
 from drs_pipeline.warehouse.normalize import Normalized
 from drs_pipeline.warehouse.sql import named_statements, read_sql
-
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -75,6 +74,37 @@ class MergeCounts:
 
 
 MERGE_STATEMENTS = named_statements(read_sql("merge.sql"))
+GONE_AT_DTYPE = "datetime64[us, UTC]"
+
+
+def _scoped_invariant_queries() -> list[tuple[str, str]]:
+    """checks.sql over the copies of the rows this merge wrote, instead of the tables."""
+    scoped = []
+    for name, sql in INVARIANT_QUERIES:
+        # A check that no longer names these tables would silently check nothing.
+        assert "drs.async_jobs" in sql or "drs.async_job_history" in sql, name
+        scoped.append(
+            (
+                name,
+                sql.replace("drs.async_job_history", "merge_touched_history").replace(
+                    "drs.async_jobs", "merge_touched_jobs"
+                ),
+            )
+        )
+    return scoped
+
+
+# The setup statements of merge_checks.sql, then its queries, then checks.sql's.
+_MERGE_CHECKS = named_statements(read_sql("merge_checks.sql"))
+MERGE_CHECK_STATEMENTS = _MERGE_CHECKS + _scoped_invariant_queries()
+MERGE_CHECK_QUERIES = {
+    name for name, sql in MERGE_CHECK_STATEMENTS if not sql.upper().startswith("CREATE")
+}
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    # One frame (the usual batch of one in tests) is used as it is, not copied.
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
 def connect(
@@ -141,12 +171,23 @@ class Warehouse:
     def connection(self) -> duckdb.DuckDBPyConnection:
         return self._connection
 
+    def job_rows(self) -> int:
+        """Rows of ``drs.async_jobs``: what each merge's pass over the history reads."""
+        ((count,),) = self._connection.execute("SELECT count(*) FROM drs.async_jobs").fetchall()
+        return int(count)
+
     def present_job_ids(self, project_id: str) -> set[str]:
-        rows = self._connection.execute(
-            "SELECT async_job_id FROM drs.async_jobs WHERE project_id = ? AND NOT is_gone",
-            [project_id],
-        ).fetchall()
-        return {row[0] for row in rows}
+        """Ids of the project's jobs that are not gone, as last committed.
+
+        On a cursor of its own, so it may run in another thread while a merge runs
+        (which never touches this project's rows before it is queued to merge).
+        """
+        with self._connection.cursor() as cursor:
+            ids = cursor.execute(
+                "SELECT async_job_id FROM drs.async_jobs WHERE project_id = ? AND NOT is_gone",
+                [project_id],
+            ).fetchnumpy()["async_job_id"]
+        return set(ids.tolist())
 
     def apply_project_sync(
         self,
@@ -160,67 +201,117 @@ class Warehouse:
 
         Returns the run row as recorded, with the merge's counts filled in.
         """
+        assert run.project_id == project_id
+        (recorded,) = self.apply_project_syncs(
+            [ProjectSync(run, normalized, frozenset(confirmed_gone), gone_at)]
+        )
+        return recorded
+
+    def apply_project_syncs(self, syncs: Sequence[ProjectSync]) -> list[SyncRunRow]:
+        """Merge several projects' snapshots and record their runs in one transaction.
+
+        One set-based merge for the whole batch: a statement costs about the same
+        for one project as for a hundred, so merging projects together is what
+        keeps a sync of many projects fast. All or nothing: if anything fails,
+        nothing of any project in the batch is written (the caller may then merge
+        them one by one to isolate the culprit). Returns the run rows as recorded,
+        in the order given, with the merge's counts filled in.
+        """
+        if not syncs:
+            return []
+        project_ids = [sync.run.project_id for sync in syncs]
+        if len(set(project_ids)) != len(project_ids):
+            raise ValueError("a batch holds each project once")
         con = self._connection
-        confirmed = pd.DataFrame({"async_job_id": pd.Series(sorted(confirmed_gone), dtype=str)})
-        con.register("snapshot", normalized.jobs)
-        con.register("confirmed_gone", confirmed)
+        views = {
+            "snapshot": _concat([sync.normalized.jobs for sync in syncs]),
+            "confirmed_gone": pd.DataFrame(
+                [
+                    (sync.run.project_id, job_id, sync.gone_at)
+                    for sync in syncs
+                    for job_id in sorted(sync.confirmed_gone)
+                ],
+                columns=["project_id", "async_job_id", "gone_at"],
+            ).astype({"project_id": "str", "async_job_id": "str", "gone_at": GONE_AT_DTYPE}),
+            "merge_projects": pd.DataFrame({"project_id": pd.Series(project_ids, dtype="str")}),
+            "rejected_batch": _concat(
+                [
+                    sync.normalized.rejected.assign(
+                        sync_id=sync.run.sync_id, project_id=sync.run.project_id
+                    )
+                    for sync in syncs
+                ]
+            ),
+        }
+        for name, frame in views.items():
+            con.register(name, frame)
         try:
             con.execute("BEGIN TRANSACTION")
             try:
-                counts = self._merge(project_id, gone_at)
-                rejected = normalized.rejected.assign(sync_id=run.sync_id, project_id=project_id)
-                con.register("rejected_batch", rejected)
+                counts = self._merge()
                 con.execute(
                     "INSERT INTO drs.rejected_records "
                     "SELECT sync_id, project_id, record, reason FROM rejected_batch"
                 )
                 # Validate before committing: a check after the fact could only
                 # report the damage, not undo it.
-                broken = invariant_violations(con, project_id)
+                broken = self._violations()
                 if broken:
                     raise HistoryInvariantError(
-                        f"merge of project {project_id} rolled back, it would break the "
-                        f"history: {describe_violations(broken)}"
+                        f"merge of project(s) {', '.join(project_ids)} rolled back, it would "
+                        f"break the history: {describe_violations(broken)}"
                     )
-                recorded = replace(
-                    run,
-                    new_jobs=counts.new_jobs,
-                    changed_jobs=counts.changed_jobs,
-                    gone_jobs=counts.gone_jobs,
-                    rejected_records=len(rejected),
-                )
-                self._insert_run(recorded)
+                recorded = [
+                    replace(
+                        sync.run,
+                        new_jobs=counts[sync.run.project_id].new_jobs,
+                        changed_jobs=counts[sync.run.project_id].changed_jobs,
+                        gone_jobs=counts[sync.run.project_id].gone_jobs,
+                        rejected_records=len(sync.normalized.rejected),
+                    )
+                    for sync in syncs
+                ]
+                for run in recorded:
+                    self._insert_run(run)
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                # A COMMIT that failed (disk full, file too large) has already ended
+                # the transaction: its error is the one to report, not the ROLLBACK's
+                # "no transaction is active".
+                with suppress(duckdb.TransactionException):
+                    con.execute("ROLLBACK")
                 raise
         finally:
-            for view in ("snapshot", "confirmed_gone", "rejected_batch"):
-                con.unregister(view)
+            for name in views:
+                con.unregister(name)
         return recorded
-
-    def apply_project_syncs(self, syncs: Sequence[ProjectSync]) -> list[SyncRunRow]:
-        """``apply_project_sync`` of each (baseline; to be batched)."""
-        return [
-            self.apply_project_sync(
-                s.run.project_id, s.normalized, s.confirmed_gone, s.gone_at, s.run
-            )
-            for s in syncs
-        ]
 
     def record_run(self, run: SyncRunRow) -> None:
         """Record a run that wrote nothing else (a failed project)."""
         self._insert_run(run)
 
-    def _merge(self, project_id: str, gone_at: datetime) -> MergeCounts:
-        params: dict[str, Any] = {"project_id": project_id, "gone_at": gone_at}
+    def _merge(self) -> dict[str, MergeCounts]:
         rows: list[tuple[Any, ...]] = []
         for _name, statement in MERGE_STATEMENTS:
-            used = {k: v for k, v in params.items() if f"${k}" in statement}
             # Fetch every result: DuckDB 2 refuses new work while one is pending.
-            rows = self._connection.execute(statement, used).fetchall()
-        (counts,) = rows  # merge.sql ends with the one-row counts query
-        return MergeCounts(*(int(value) for value in counts))
+            rows = self._connection.execute(statement).fetchall()
+        # merge.sql ends with the counts query, one row per project of the batch.
+        return {
+            str(project_id): MergeCounts(int(new), int(changed), int(gone))
+            for project_id, new, changed, gone in rows
+        }
+
+    def _violations(self) -> dict[str, pd.DataFrame]:
+        """The history's invariants for the jobs this merge wrote (merge_checks.sql)."""
+        con = self._connection
+        broken: dict[str, pd.DataFrame] = {}
+        for name, statement in MERGE_CHECK_STATEMENTS:
+            # checks.sql's queries take a project (None: all), here all of the copies.
+            params = {"project_id": None} if "$project_id" in statement else {}
+            rows = con.execute(statement, params).df()
+            if name in MERGE_CHECK_QUERIES and not rows.empty:
+                broken[name] = rows
+        return broken
 
     def _insert_run(self, run: SyncRunRow) -> None:
         self._connection.execute(

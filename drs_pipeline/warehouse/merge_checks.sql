@@ -1,0 +1,39 @@
+-- The merge's own check, run in its transaction before it commits (warehouse.store):
+-- the history's invariants (checks.sql) for the jobs this merge wrote, not for the
+-- whole history, so that it costs what the merge changed, not what the history holds.
+--
+-- Why that is enough, given that the invariants held when the previous merge
+-- committed (this check) and after every run (the asset checks):
+--   * jobs seen again unchanged get only columns no invariant reads (merge.sql,
+--     update_seen_jobs and update_seen_details), and stale observations are not
+--     applied at all;
+--   * jobs that changed, came back or went are checked in full, below: their rows
+--     are copied out once (merge_touched_jobs, merge_touched_history) and
+--     checks.sql runs over the copies;
+--   * a new job had no row in either table (no job row, or it would not be new; no
+--     history row, or history_of_unknown_jobs would have failed), and gets one job
+--     row and one open interval copied from the same merge_stage row: its
+--     invariants hold unless its key came twice (new_job_twice).
+
+-- name: touched
+CREATE OR REPLACE TEMP TABLE merge_touched AS
+SELECT project_id, async_job_id FROM merge_stage
+WHERE NOT is_new AND NOT is_stale AND (is_changed OR was_gone)
+UNION
+SELECT project_id, async_job_id FROM merge_gone;
+
+-- name: touched_jobs
+CREATE OR REPLACE TEMP TABLE merge_touched_jobs AS
+SELECT * FROM drs.async_jobs SEMI JOIN merge_touched USING (project_id, async_job_id);
+
+-- name: touched_history
+CREATE OR REPLACE TEMP TABLE merge_touched_history AS
+SELECT * FROM drs.async_job_history SEMI JOIN merge_touched USING (project_id, async_job_id);
+
+-- name: new_job_twice
+SELECT project_id, async_job_id, count(*) AS copies
+FROM merge_stage
+WHERE is_new
+GROUP BY ALL
+HAVING count(*) > 1
+ORDER BY ALL;

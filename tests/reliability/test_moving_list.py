@@ -1,0 +1,223 @@
+"""Matrix row 5: jobs created and vanishing between page requests, in both sort directions.
+
+Offset paging over a moving list repeats rows (an arrival shifts later offsets
+under desc) and skips rows (a departure shifts them the other way). The sync
+must land every job it saw exactly once, mark gone only what the API confirms
+absent, look up a known job it skipped, and call a listing that never settles
+``incomplete`` without marking anything gone.
+
+The list is moved two ways: by the simulator's random drift fault, and by the
+sync's own clock, which the client reads right after every response, so a test
+can change the world at a precise point between two page requests.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from drs_pipeline.drs.client import PagingPolicy
+from drs_pipeline.simulator import ScriptedFault
+from drs_pipeline.sync import run_sync
+
+from ..conftest import (
+    QUICK_RETRY,
+    Simulator,
+    assert_history_invariants,
+    query,
+    settings_for,
+    sync,
+)
+from .helpers import add_jobs, ids, visible
+
+PAGE = 4
+DIRECTIONS = ["asc", "desc"]
+
+
+class MovingClock:
+    """The sync's clock, which moves the list when it is read (after each response),
+    with probability ``rate``: a job arrives and/or a visible one leaves. Records
+    what it did."""
+
+    def __init__(
+        self,
+        simulator: Simulator,
+        project_id: str,
+        seed: int,
+        *,
+        vanish: bool = True,
+        rate: float = 1.0,
+    ) -> None:
+        self.simulator = simulator
+        self.project_id = project_id
+        self.rng = random.Random(seed)
+        self.vanish = vanish
+        self.rate = rate
+        self.created: list[str] = []
+        self.vanished: list[str] = []
+
+    def __call__(self) -> datetime:
+        world, project_id = self.simulator.world, self.project_id
+        if self.rng.random() >= self.rate:
+            return self.simulator.now()
+        action = self.rng.choice(("add", "vanish", "both")) if self.vanish else "add"
+        if action in ("add", "both"):
+            self.created.append(world.add_job(project_id).async_job_id)
+        if action in ("vanish", "both"):
+            present = sorted(visible(self.simulator, project_id))
+            if present:
+                job_id = self.rng.choice(present)
+                world.vanish(project_id, job_id)
+                self.vanished.append(job_id)
+        return self.simulator.now()
+
+
+def last_seen(database: Path) -> dict[str, datetime]:
+    return dict(query(database, "SELECT async_job_id, last_seen_at FROM drs.async_jobs"))
+
+
+@pytest.mark.parametrize("mover", ["drift-fault", "clock-hook"])
+@pytest.mark.parametrize("sort_dir", DIRECTIONS)
+def test_a_list_moving_under_the_pager_loses_nothing_duplicates_nothing_marks_nothing_falsely_gone(
+    simulator: Simulator, tmp_path: Path, database: Path, sort_dir: str, mover: str
+) -> None:
+    project_id = simulator.project_ids[0]
+    add_jobs(simulator, project_id, 24)
+    settings = settings_for(simulator, tmp_path, [project_id], page_size=PAGE)
+    paging = PagingPolicy(page_size=PAGE, sort_dir=sort_dir)
+    assert sync(simulator, settings, database, paging=paging).all_ok
+    outcomes = []
+    moved = 0
+    for round_number in range(3):
+        simulator.clock.advance(30)
+        now = simulator.now()
+        known = ids(database, gone=False)
+        before = set(visible(simulator, project_id))
+        clock: Callable[[], datetime] = simulator.now
+        if mover == "drift-fault":
+            simulator.faults.drift_rate = 0.5
+        else:
+            # After some responses only, so that some passes settle and some do not.
+            clock = moving = MovingClock(simulator, project_id, seed=round_number, rate=0.3)
+
+        report = run_sync(settings, database, retry=QUICK_RETRY, paging=paging, clock=clock)
+
+        simulator.faults.drift_rate = 0.0
+        after = set(visible(simulator, project_id))
+        moved += len(before ^ after)
+        run = report.projects[0].run
+        outcomes.append(run.outcome)
+        assert run.outcome in ("ok", "incomplete"), run.error
+        assert_history_invariants(database)  # every job stored once, intervals sound
+        # Nothing falsely gone: whatever the database calls gone, the API no longer lists.
+        assert ids(database, gone=True) & after == set()
+        if run.outcome == "incomplete":
+            assert run.gone_jobs == 0, "an unsettled listing marks nothing gone"
+        else:
+            # No known job lost: each one listed throughout was seen, or looked up, now.
+            seen_now = {job_id for job_id, at in last_seen(database).items() if at == now}
+            assert known & before & after <= seen_now
+        if mover == "clock-hook":
+            assert moving.created or moving.vanished, "the list moved"
+    assert moved > 5, "the list really moved"
+    assert "ok" in outcomes or "incomplete" in outcomes
+
+    # Once the list is still, one sync converges on exactly what the API lists.
+    simulator.clock.advance(30)
+    assert sync(simulator, settings, database, paging=paging).all_ok
+    listed = set(visible(simulator, project_id))
+    assert ids(database, gone=False) == listed
+    assert ids(database, gone=True) == ids(database) - listed
+    assert_history_invariants(database)
+
+
+@pytest.mark.parametrize("sort_dir", DIRECTIONS)
+def test_a_listing_that_never_settles_lands_what_it_saw_as_incomplete_and_marks_nothing_gone(
+    simulator: Simulator, tmp_path: Path, database: Path, sort_dir: str
+) -> None:
+    project_id = simulator.project_ids[0]
+    job_ids = add_jobs(simulator, project_id, 20)
+    settings = settings_for(simulator, tmp_path, [project_id], page_size=PAGE)
+    paging = PagingPolicy(page_size=PAGE, sort_dir=sort_dir)
+    assert sync(simulator, settings, database, paging=paging).all_ok
+    simulator.world.vanish(project_id, job_ids[3])  # really gone, but this sync cannot tell
+    simulator.clock.advance(30)
+    listed = set(visible(simulator, project_id))
+    # A job arrives after every response: no two pages ever agree on total_count.
+    clock = MovingClock(simulator, project_id, seed=1, vanish=False)
+
+    report = run_sync(settings, database, retry=QUICK_RETRY, paging=paging, clock=clock)
+
+    run = report.projects[0].run
+    assert run.outcome == "incomplete" and "did not settle" in (run.error or "")
+    assert run.pages >= 3 * (len(listed) // PAGE), "listed three times"
+    assert run.gone_jobs == 0 and ids(database, gone=True) == set()
+    # What was seen landed: arrivals only ever repeat rows, so every job listed is there.
+    assert listed <= ids(database)
+    assert_history_invariants(database)
+
+
+@pytest.mark.parametrize("lookups_fail", [False, True], ids=["lookup-finds-it", "lookup-fails"])
+@pytest.mark.parametrize("sort_dir", DIRECTIONS)
+def test_a_known_job_skipped_by_a_listing_whose_count_matches_is_looked_up_not_marked_gone(
+    simulator: Simulator,
+    tmp_path: Path,
+    database: Path,
+    sort_dir: str,
+    lookups_fail: bool,
+) -> None:
+    """The case drs-api.md warns about: between page 0 and the rest, a job of page 0
+    leaves (the rows after it shift up: one is never seen) and one arrives where it
+    does not shift anything (last, in the order asked for). total_count matches,
+    every page agrees, the pass settles: only the lookup by id can tell the skipped
+    job from a gone one."""
+    project_id = simulator.project_ids[0]
+    add_jobs(simulator, project_id, 12)
+    truly_gone = add_jobs(simulator, project_id, 1)[0]
+    settings = settings_for(simulator, tmp_path, [project_id], page_size=PAGE)
+    paging = PagingPolicy(page_size=PAGE, sort_dir=sort_dir)
+    assert sync(simulator, settings, database, paging=paging).all_ok
+    simulator.world.vanish(project_id, truly_gone)
+    simulator.clock.advance(30)
+    now = simulator.clock.now()
+    order = [
+        job.async_job_id
+        for job in simulator.world.list_jobs(project_id, now, sort_dir=sort_dir)  # type: ignore[arg-type]
+    ]
+    leaver, skipped = order[1], order[PAGE]
+    moved = False
+
+    def clock() -> datetime:
+        nonlocal moved
+        if not moved and simulator.app.stats.requests >= 1:  # page 0 has been answered
+            moved = True
+            simulator.world.vanish(project_id, leaver)
+            oldest = min(j.create_time for j in simulator.world.list_jobs(project_id, now))
+            simulator.world.add_job(
+                project_id, create_time=now if sort_dir == "asc" else oldest - 1
+            )
+            if lookups_fail:  # lookups ask for offset 0; the listing is past it
+                simulator.faults.script(
+                    ScriptedFault(status=503, project_id=project_id, offset=0, times=99)
+                )
+        return simulator.now()
+
+    simulator.app.stats.reset()
+    report = run_sync(settings, database, retry=QUICK_RETRY, paging=paging, clock=clock)
+
+    run = report.projects[0].run
+    listing_pages = [r for r in simulator.app.stats.log if r.limit == PAGE]
+    assert len({r.offset for r in listing_pages}) == len(listing_pages), "one settled pass"
+    assert ids(database, gone=True) & set(visible(simulator, project_id)) == set()
+    if lookups_fail:
+        assert run.outcome == "incomplete" and "could not confirm missing jobs" in (run.error or "")
+        assert run.gone_jobs == 0 and ids(database, gone=True) == set()
+    else:
+        assert run.outcome == "ok", run.error
+        assert last_seen(database)[skipped] == simulator.now(), "found by id, so observed"
+        assert ids(database, gone=True) == {truly_gone}, "only what the API confirmed absent"
+    assert_history_invariants(database)
