@@ -17,6 +17,7 @@ either way (1 only if a scenario could not run).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -70,6 +71,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         choices=sorted(SCENARIOS),
         help="run only these: sync (1 and 2), latency (3), merge (4); repeatable",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="take each measurement this many times and keep the fastest (default 1)",
+    )
     parser.add_argument("--work-dir", type=Path, help="where the databases go (default: temporary)")
     return parser
 
@@ -86,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         jobs_per_project=args.jobs_per_project or base.jobs_per_project,
         page_size=args.page_size,
         max_concurrency=args.max_concurrency,
+        repeat=args.repeat,
     )
     chosen = args.scenario or list(SCENARIOS)
     started = time.monotonic()
@@ -94,17 +102,23 @@ def run(args: argparse.Namespace) -> int:
         print(f"[{time.monotonic() - started:6.1f} s] {message}", file=sys.stderr, flush=True)
 
     rows: list[Row] = []
+    failed = []
     with tempfile.TemporaryDirectory(prefix="drs-bench-") as temporary:
         work = args.work_dir or Path(temporary)
         work.mkdir(parents=True, exist_ok=True)
         for name in chosen:
-            rows += SCENARIOS[name](scale, work, log)
+            try:
+                rows += SCENARIOS[name](scale, work, log)
+            except Exception as exc:  # the other scenarios still run and are reported
+                log(f"scenario {name} could not run: {type(exc).__name__}: {exc}")
+                failed.append(name)
     print(
         f"drs-pipeline bench: {scale.projects} projects x {scale.jobs_per_project:,} jobs, "
-        f"page_size {scale.page_size}, max_concurrency {scale.max_concurrency}"
+        f"page_size {scale.page_size}, max_concurrency {scale.max_concurrency}, "
+        f"best of {scale.repeat}, load average {os.getloadavg()[0]:.1f} at the end"
     )
     print(format_table(rows))
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
   checks, and that it steps aside on every kind of doubt;
 * merging projects in one batch against merging them one by one, the merge's
   own pre-commit check, and the writer isolating a project that fails;
-* the request slots handed out by project rank.
+* the request slots handed out by project rank;
+* the simulator's page cache, which the benchmark turns on.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import pandas.testing as pdt
 import pytest
 
 from drs_pipeline.drs.slots import PrioritySlots
-from drs_pipeline.simulator import ManualClock, World, WorldSettings
+from drs_pipeline.simulator import ManualClock, World, WorldSettings, build_simulator
+from drs_pipeline.simulator.app import ListQuery
 from drs_pipeline.simulator.model import ANCHOR_2026, default_projects
 from drs_pipeline.warehouse import clean_pages, normalize
 from drs_pipeline.warehouse.normalize import Normalized, normalize_pages
@@ -315,3 +317,22 @@ def test_slots_go_to_the_lowest_rank_first_and_survive_cancellation() -> None:
         return served
 
     assert asyncio.run(main()) == [1, 3, 3, 5]
+
+
+# -- the simulator's page cache (benchmarks only) ------------------------------------
+
+
+def test_cached_pages_follow_the_clock_and_every_scripted_change() -> None:
+    settings = WorldSettings(seed=3, streaming=False, projects=default_projects(3, 1))
+    clock = ManualClock(ANCHOR_2026 + 86400)
+    app = build_simulator(settings, tokens={"t"}, clock=clock, page_cache=10)
+    project_id = settings.projects[0].project_id
+    job = app.world.add_job(project_id, create_time=clock.now() - 10)
+    query = ListQuery(project_id, 0, 10, "asc", None, None, None, None)
+    first = app._page_body(query)
+    assert app._page_body(query) is first  # served from the cache
+    app.world.set_status(project_id, job.async_job_id, "ASYNC_JOB_VALIDATE_FAILED")
+    changed = app._page_body(query)
+    assert b"ASYNC_JOB_VALIDATE_FAILED" in changed and changed is not first
+    clock.advance(1)
+    assert app._page_body(query) is not changed  # another moment, rendered again

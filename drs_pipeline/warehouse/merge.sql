@@ -117,7 +117,7 @@ WHERE j.rowid = st.job_rowid
 -- Only jobs the API confirmed absent, that are not gone already, and whose open
 -- interval started before the gone time (so valid_from < valid_to holds).
 CREATE OR REPLACE TEMP TABLE merge_gone AS
-SELECT j.project_id, j.async_job_id, g.gone_at
+SELECT j.project_id, j.async_job_id, g.gone_at, j.rowid AS job_rowid
 FROM drs.async_jobs AS j
 JOIN confirmed_gone AS g
     ON g.project_id = j.project_id AND g.async_job_id = j.async_job_id
@@ -136,7 +136,7 @@ WHERE h.project_id = g.project_id
 UPDATE drs.async_jobs AS j
 SET is_gone = true, gone_at = g.gone_at
 FROM merge_gone AS g
-WHERE j.project_id = g.project_id AND j.async_job_id = g.async_job_id;
+WHERE j.rowid = g.job_rowid;
 
 -- name: counts
 -- One row per project of the batch.

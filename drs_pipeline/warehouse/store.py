@@ -98,8 +98,29 @@ def _scoped_invariant_queries() -> list[tuple[str, str]]:
 _MERGE_CHECKS = named_statements(read_sql("merge_checks.sql"))
 MERGE_CHECK_STATEMENTS = _MERGE_CHECKS + _scoped_invariant_queries()
 MERGE_CHECK_QUERIES = {
-    name for name, sql in MERGE_CHECK_STATEMENTS if not sql.upper().startswith("CREATE")
+    name
+    for name, sql in MERGE_CHECK_STATEMENTS
+    # Queries return the rows breaking a promise; the rest set them up.
+    if re.sub(r"^\s*--.*$", "", sql, flags=re.MULTILINE)
+    .lstrip()
+    .upper()
+    .startswith(("SELECT", "WITH"))
 }
+# Every invariant of checks.sql must be checked, not mistaken for a setup statement.
+assert {name for name, _ in INVARIANT_QUERIES} <= MERGE_CHECK_QUERIES
+
+
+def _rejected(syncs: Sequence[ProjectSync]) -> pd.DataFrame:
+    """The batch's rejected records with their sync and project (usually none at all)."""
+    frames = [
+        sync.normalized.rejected.assign(sync_id=sync.run.sync_id, project_id=sync.run.project_id)
+        for sync in syncs
+        if not sync.normalized.rejected.empty
+    ]
+    if frames:
+        return _concat(frames)
+    columns = [*syncs[0].normalized.rejected.columns, "sync_id", "project_id"]
+    return pd.DataFrame(columns=columns, dtype="str")
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -234,14 +255,7 @@ class Warehouse:
                 columns=["project_id", "async_job_id", "gone_at"],
             ).astype({"project_id": "str", "async_job_id": "str", "gone_at": GONE_AT_DTYPE}),
             "merge_projects": pd.DataFrame({"project_id": pd.Series(project_ids, dtype="str")}),
-            "rejected_batch": _concat(
-                [
-                    sync.normalized.rejected.assign(
-                        sync_id=sync.run.sync_id, project_id=sync.run.project_id
-                    )
-                    for sync in syncs
-                ]
-            ),
+            "rejected_batch": _rejected(syncs),
         }
         for name, frame in views.items():
             con.register(name, frame)

@@ -121,29 +121,41 @@ def test_no_secret_leaks_into_any_output_or_file_of_a_run(
         )
 
     outputs: dict[str, str] = {}
-    databases = []
-
-    # 1. An in-process sync, logging everything.
-    caplog.set_level(logging.DEBUG)
+    databases = [tmp_path / run / "history.duckdb" for run in ("in_process", "dagster", "cli")]
     gateway_echoes_the_token()
-    database = tmp_path / "in_process" / "history.duckdb"
-    report = run_sync(load_settings_file(config, env), database, retry=QUICK_RETRY)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    # 1. The command line, as a user runs it, logging every page. It starts first and
+    # runs meanwhile: it spends most of its time starting Dagster.
+    (tmp_path / "dagster_home").mkdir()  # the run's storage: searched below like the rest
+    cli = subprocess.Popen(
+        [str(BIN / "drs-pipeline"), "-v", "sync", "--config", str(config)],
+        env=child_env(
+            **env, DRS_DUCKDB_PATH=str(databases[2]), DAGSTER_HOME=str(tmp_path / "dagster_home")
+        ),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    # 2. An in-process sync, logging everything.
+    caplog.set_level(logging.DEBUG)
+    report = run_sync(load_settings_file(config, env), databases[0], retry=QUICK_RETRY)
     outcomes = {r.run.project_id: r.run.outcome for r in report.projects}
     assert outcomes == {good: "ok", echoing: "failed", wrong_token: "failed", unknown: "failed"}
     outputs["logs"] = caplog.text + "\n".join(str(vars(r)) for r in caplog.records)
     assert "is not authorized" in outputs["logs"] and "********" in outputs["logs"]
-    publish(database, published_path({"DRS_DUCKDB_PATH": str(database)}), published_at=now())
-    databases.append(database)
+    publish(
+        databases[0], published_path({"DRS_DUCKDB_PATH": str(databases[0])}), published_at=now()
+    )
 
-    # 2. The whole Dagster job in process: every event and its metadata.
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    gateway_echoes_the_token()
-    database = tmp_path / "dagster" / "history.duckdb"
+    # 3. The whole Dagster job in process: every event and its metadata.
     definitions = definitions_with_resources(
         {
             "drs_api": DrsApiResource(config_path=str(config)),
-            "history_db": HistoryDatabaseResource(path=str(database), lock_timeout_s=5),
+            "history_db": HistoryDatabaseResource(path=str(databases[1]), lock_timeout_s=5),
         }
     )
     with dg.instance_for_test() as instance:
@@ -154,26 +166,10 @@ def test_no_secret_leaks_into_any_output_or_file_of_a_run(
         outputs["dagster events"] = "\n".join(dg.serialize_value(e) for e in events)
     assert not result.success, "the failing projects fail the run"
     assert "APIGW.0301" in outputs["dagster events"] and "DRS.M00261" in outputs["dagster events"]
-    databases.append(database)
 
-    # 3. The command line, as a user runs it, logging every page.
-    gateway_echoes_the_token()
-    database = tmp_path / "cli" / "history.duckdb"
-    (tmp_path / "dagster_home").mkdir()  # the run's storage: searched below like the rest
-    done = subprocess.run(
-        [str(BIN / "drs-pipeline"), "-v", "sync", "--config", str(config)],
-        env=child_env(
-            **env, DRS_DUCKDB_PATH=str(database), DAGSTER_HOME=str(tmp_path / "dagster_home")
-        ),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert done.returncode == 1, done.stderr[-2000:]
-    outputs["cli stdout"], outputs["cli stderr"] = done.stdout, done.stderr
-    assert "APIGW.0301" in done.stderr and "DRS.M00261" in done.stderr
-    databases.append(database)
+    outputs["cli stdout"], outputs["cli stderr"] = cli.communicate(timeout=240)
+    assert cli.returncode == 1, outputs["cli stderr"][-2000:]
+    assert "APIGW.0301" in outputs["cli stderr"] and "DRS.M00261" in outputs["cli stderr"]
 
     # Every table of every database and of its published copy.
     for database in databases:
