@@ -29,7 +29,7 @@ import random
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import orjson
@@ -55,6 +55,7 @@ remember_missing_sniffio()
 
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
 
 
 def utc_now() -> datetime:
@@ -224,7 +225,7 @@ class DrsClient:
         pages = [first]
         if len(first.jobs) == size:
             planned = range(size, math.ceil(first.total_count / size) * size, size)
-            pages += await asyncio.gather(*(fetch(offset) for offset in planned))
+            pages += await _all_or_cancel(fetch(offset) for offset in planned)
         # The count may have grown meanwhile, or may be wrong: keep going while
         # the last page is full; an empty or short page ends the pass.
         while len(pages[-1].jobs) == size:
@@ -239,8 +240,8 @@ class DrsClient:
     async def confirm_absent(self, target: ProjectTarget, job_ids: Iterable[str]) -> Absence:
         """Ask for each job by id; those the API does not return are gone."""
         ids = sorted(job_ids)
-        responses = await asyncio.gather(
-            *(self.fetch_page(target, offset=0, limit=1, async_job_id=job_id) for job_id in ids)
+        responses = await _all_or_cancel(
+            self.fetch_page(target, offset=0, limit=1, async_job_id=job_id) for job_id in ids
         )
         gone: set[str] = set()
         found: list[Page] = []
@@ -306,18 +307,21 @@ class DrsClient:
             rank -= self._lookahead
         async with self._slots.hold(rank):
             self.requests_sent += 1
+            # Raised after the except blocks, not inside them: httpx's exception holds the
+            # request, credentials included, and would stay reachable as __context__.
+            failure: DrsError | None = None
             try:
                 response = await self._http.get(
                     url, params=params, auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT
                 )
             except IamError as exc:
-                raise IamAuthError(where, exc) from None
+                failure = IamAuthError(where, exc)
             except httpx.TimeoutException as exc:
-                raise DrsTransportError(where, f"timed out ({type(exc).__name__})") from None
+                failure = DrsTransportError(where, f"timed out ({type(exc).__name__})")
             except httpx.TransportError as exc:
-                raise DrsTransportError(
-                    where, f"transport error ({type(exc).__name__}: {exc})"
-                ) from None
+                failure = DrsTransportError(where, f"transport error ({type(exc).__name__}: {exc})")
+            if failure is not None:
+                raise failure
             fetched_at = self._clock()
         request_id = response.headers.get("X-Request-Id")
         if response.status_code != 200:
@@ -405,3 +409,19 @@ def _unsettled_reason(pages: list[Page]) -> str | None:
     if distinct != expected:
         return f"{distinct} distinct jobs collected for total_count {expected}"
     return None
+
+
+async def _all_or_cancel(awaitables: Iterable[Awaitable[T]]) -> list[T]:
+    """``asyncio.gather``, except that the first failure cancels the others.
+
+    A project whose page failed for good is failed: its other pages must not
+    keep retrying (and holding request slots) until the sync ends.
+    """
+    tasks = [asyncio.ensure_future(awaitable) for awaitable in awaitables]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
