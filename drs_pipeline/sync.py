@@ -1,9 +1,10 @@
 """One sync: every configured project listed, normalized and merged into the history.
 
-Projects run concurrently: while one project's pages are in flight another's
-snapshot is merged. Writes are serialized (one DuckDB connection, one writer)
-and each project lands in its own transaction, so a project that fails writes
-only its ``drs.sync_runs`` row and never stops the others.
+Projects run concurrently: while one project's pages are in flight others'
+snapshots are merged. Writes are serialized (one DuckDB connection, one writer)
+and projects land in batches (``warehouse.writer``), each all or nothing; a
+project that fails writes only its ``drs.sync_runs`` row and never stops the
+others.
 """
 
 from __future__ import annotations
