@@ -19,11 +19,7 @@ from dataclasses import dataclass
 import httpx
 import orjson
 
-from drs_pipeline.drs.missing_sniffio import remember_missing_sniffio
 from drs_pipeline.drs.statuses import LIST_PATH_TEMPLATE
-
-# The same HTTP stack as the pipeline's client, with the same fix (see the module).
-remember_missing_sniffio()
 
 
 @dataclass(frozen=True)

@@ -45,13 +45,11 @@ from drs_pipeline.drs.errors import (
     Where,
     parse_error_body,
 )
-from drs_pipeline.drs.missing_sniffio import remember_missing_sniffio
 from drs_pipeline.drs.retry import RetryPolicy
 from drs_pipeline.drs.slots import PrioritySlots
 from drs_pipeline.drs.statuses import LIST_PATH_TEMPLATE
 
 log = logging.getLogger(__name__)
-remember_missing_sniffio()
 
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
