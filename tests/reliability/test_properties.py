@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 
 from drs_pipeline.config import (
     PROJECT_ID_PATTERN,
+    TOP_LEVEL_KEYS,
     ConfigError,
     Settings,
     is_loopback_host,
@@ -414,14 +415,7 @@ def test_any_create_time_text_is_read_or_rejected_never_an_error(values: list[st
 GOOD_ID = "0123456789abcdef0123456789abcdef"
 ENV = {"DRS_AUTH_TOKEN": "t0ken", "HUAWEICLOUD_SDK_AK": "AKEXAMPLE", "HUAWEICLOUD_SDK_SK": "sk"}
 KEYS = [
-    "projects",
-    "auth",
-    "page_size",
-    "max_concurrency",
-    "language",
-    "schedule",
-    "stuck_after_minutes",
-    "freshness_minutes",
+    *sorted(TOP_LEVEL_KEYS),
     "project_id",
     "region",
     "endpoint",

@@ -13,6 +13,7 @@ import dagster as dg
 
 from drs_pipeline.config import ConfigError
 from drs_pipeline.defs.resources import DrsApiResource, HistoryDatabaseResource
+from drs_pipeline.defs.specs import table_specs
 from drs_pipeline.report import outcome_table_markdown, status_preview_markdown
 from drs_pipeline.sync import run_sync
 from drs_pipeline.warehouse.store import WarehouseLockedError, table_row_counts
@@ -25,22 +26,8 @@ HISTORY_TABLES = {
 }
 
 
-def _history_specs() -> list[dg.AssetSpec]:
-    # Built in a function: the defs-folder loader would also collect a module-level
-    # list of specs and see every key defined twice.
-    return [
-        dg.AssetSpec(
-            key=dg.AssetKey(["drs", table]),
-            description=description,
-            group_name="ingest",
-            kinds={"duckdb"},
-        )
-        for table, description in HISTORY_TABLES.items()
-    ]
-
-
 @dg.multi_asset(
-    specs=_history_specs(),
+    specs=table_specs(HISTORY_TABLES, group_name="ingest", kinds={"duckdb"}),
     name="drs_sync",
     pool="duckdb",
     # For what the client's own retries cannot cover (the database locked by

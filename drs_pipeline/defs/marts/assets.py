@@ -8,6 +8,7 @@ import dagster as dg
 
 from drs_pipeline.config import ConfigError
 from drs_pipeline.defs.resources import DrsApiResource, HistoryDatabaseResource
+from drs_pipeline.defs.specs import table_specs
 from drs_pipeline.report import mart_preview_markdown
 from drs_pipeline.warehouse.marts import build_marts
 
@@ -22,21 +23,16 @@ MART_TABLES = {
 PREVIEWED = ("status_counts", "job_durations", "stuck_jobs")
 
 
-def _mart_specs() -> list[dg.AssetSpec]:
-    # Built in a function so the defs-folder loader does not collect the list itself.
-    return [
-        dg.AssetSpec(
-            key=dg.AssetKey(["drs", table]),
-            description=description,
-            group_name="marts",
-            kinds={"duckdb", "sql"},
-            deps=[dg.AssetKey(["drs", "async_jobs"]), dg.AssetKey(["drs", "async_job_history"])],
-        )
-        for table, description in MART_TABLES.items()
-    ]
-
-
-@dg.multi_asset(specs=_mart_specs(), name="drs_marts", pool="duckdb")
+@dg.multi_asset(
+    specs=table_specs(
+        MART_TABLES,
+        group_name="marts",
+        kinds={"duckdb", "sql"},
+        deps=[dg.AssetKey(["drs", "async_jobs"]), dg.AssetKey(["drs", "async_job_history"])],
+    ),
+    name="drs_marts",
+    pool="duckdb",
+)
 def drs_marts(
     drs_api: DrsApiResource, history_db: HistoryDatabaseResource
 ) -> Iterator[dg.MaterializeResult[None]]:
