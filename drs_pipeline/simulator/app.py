@@ -178,15 +178,16 @@ class SimulatorApp:
             return
         if faults.roll(faults.rate_malformed):
             body = self._malformed_body(query)
-            await self._respond(send, request_id, 200, body, None)
             self._log(query, 200, "malformed")
+            await self._respond(send, request_id, 200, body, None)
             return
         fault = None
         if query.offset > 0 and faults.roll(faults.drift_rate):
             self._drift(project_id)
             fault = "drift"
-        await self._respond(send, request_id, 200, self._page_body(query), None)
+        body = self._page_body(query)
         self._log(query, 200, fault)
+        await self._respond(send, request_id, 200, body, None)
 
     def _check_token(self, scope: Scope, project_id: str) -> ApiError | None:
         token = _header(scope, b"x-auth-token")
@@ -289,8 +290,8 @@ class SimulatorApp:
             await _stall(send, receive, request_id, status, body, fault)
             return
         status, body = _scripted_response(fault)
-        await self._respond(send, request_id, status, body, fault.headers)
         self._log(query, status, "scripted")
+        await self._respond(send, request_id, status, body, fault.headers)
 
     # -- sending ----------------------------------------------------------------------
 
@@ -304,11 +305,13 @@ class SimulatorApp:
         headers: Mapping[str, str] | None = None,
         fault: str | None = None,
     ) -> None:
-        await self._respond(send, request_id, error.status, error.body(), headers)
+        # Counted before the response goes out: a client holding its response must
+        # already see the request in the stats (tests read them right after).
         if query is not None:
             self._log(query, error.status, fault)
         else:
             self.stats.record(RequestRecord(project_id, None, None, error.status, fault))
+        await self._respond(send, request_id, error.status, error.body(), headers)
 
     async def _respond(
         self,
