@@ -292,7 +292,7 @@ def test_a_token_that_comes_due_mid_sync_is_renewed_once(
         max_concurrency=16,
     )
     # After page 0, an hour passes: the token (3600 s) is past its end for both sides,
-    # and nine pages are about to be sent at once.
+    # and ten requests are about to be sent at once (nine pages and the look for more).
     clock = hook_clock(simulator, lambda: simulator.clock.advance(3600))
 
     report = run_sync(settings, database, retry=QUICK_RETRY, clock=clock)
@@ -316,16 +316,17 @@ def test_a_token_rejected_as_expired_is_renewed_once_and_each_page_resent_once(
         max_concurrency=16,
     )
     # IAM ends the token early (as a password change does): the client still
-    # believes in it, and learns otherwise from APIGW.0307 on nine pages at once.
+    # believes in it, and learns otherwise from APIGW.0307 on ten requests at once
+    # (the nine pages after page 0, and the look for more after a full last page).
     clock = hook_clock(simulator, accounts.iam.expire_all)
 
     report = run_sync(settings, database, retry=QUICK_RETRY, clock=clock)
 
     assert report.all_ok and landed(database, project_id) == ids
-    assert accounts.iam.stats.token_requests == 2, "nine 0307s, one renewal"
-    # Pages 2..18 were in flight together with the old token: each was rejected
-    # once, then resent with the new one (11 pages answered 200 in all).
-    assert simulator.app.stats.by_status == {200: 11, 401: 9}
+    assert accounts.iam.stats.token_requests == 2, "ten 0307s, one renewal"
+    # Offsets 2..20 were in flight together with the old token: each was rejected
+    # once, then resent with the new one (11 requests answered 200 in all).
+    assert simulator.app.stats.by_status == {200: 11, 401: 10}
     # Resent by the auth flow, not by the retry loop (which never retries a 401).
     assert report.requests == 11
 

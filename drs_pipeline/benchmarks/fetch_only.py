@@ -2,7 +2,8 @@
 
 It asks for the pages the pipeline's client asks for, in the same order of
 dependence (page 0 gives ``total_count``, the pages it implies concurrently,
-then the next offset while the last page is full) and with the same HTTP stack
+and the look for more after a count that fills its last page, then the next
+offset while the last page is full) and with the same HTTP stack
 and concurrency (one httpx pool of ``max_concurrency`` kept-alive connections),
 but it neither checks, nor normalizes, nor stores anything: whatever time a
 sync takes beyond this one is spent by our code.
@@ -11,7 +12,6 @@ sync takes beyond this one is spent by our code.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import httpx
 import orjson
 
+from drs_pipeline.drs.client import planned_offsets
 from drs_pipeline.drs.statuses import LIST_PATH_TEMPLATE
 
 
@@ -66,7 +67,7 @@ async def fetch_all(
             total, first = await page(project_id, 0)
             sizes = [first]
             if first == page_size:
-                planned = range(page_size, math.ceil(total / page_size) * page_size, page_size)
+                planned = planned_offsets(total, page_size)
                 done = await asyncio.gather(*(page(project_id, offset) for offset in planned))
                 sizes += [size for _, size in done]
             while sizes[-1] == page_size:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import math
 import operator
 import random
 from collections.abc import Awaitable, Callable, Iterable
@@ -222,7 +221,7 @@ class DrsClient:
         first = await fetch(0)
         pages = [first]
         if len(first.jobs) == size:
-            planned = range(size, math.ceil(first.total_count / size) * size, size)
+            planned = planned_offsets(first.total_count, size)
             pages += await _all_or_cancel(fetch(offset) for offset in planned)
         # The count may have grown meanwhile, or may be wrong: keep going while
         # the last page is full; an empty or short page ends the pass.
@@ -337,6 +336,17 @@ class DrsClient:
                 retry_after=response.headers.get("Retry-After"),
             )
         return _parse_page(response.content, where, offset, fetched_at, request_id)
+
+
+def planned_offsets(total_count: int, page_size: int) -> range:
+    """The offsets after page 0 that a listing of ``total_count`` jobs asks for at once.
+
+    Every page the count implies, and when the count fills its last page exactly,
+    the offset after it as well: a full last page is always followed by a look for
+    more (the count may have grown), and asked for together with the others that
+    look costs no round trip of its own.
+    """
+    return range(page_size, (total_count // page_size + 1) * page_size, page_size)
 
 
 def _parse_page(

@@ -120,9 +120,17 @@ class BatchingWriter:
 
     async def _land(self, batch: list[tuple[ProjectSync, asyncio.Future[SyncRunRow]]]) -> None:
         syncs = [sync for sync, _ in batch]
+        jobs = sum(len(sync.normalized.jobs) for sync in syncs)
+        started = time.monotonic()
         try:
             try:
                 recorded = await asyncio.to_thread(self.warehouse.apply_project_syncs, syncs)
+                log.debug(
+                    "merged %d projects, %d jobs, in %.2f s",
+                    len(syncs),
+                    jobs,
+                    time.monotonic() - started,
+                )
             except Exception as exc:
                 if len(batch) == 1:
                     batch[0][1].set_exception(exc)
