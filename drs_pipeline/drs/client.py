@@ -36,12 +36,14 @@ import orjson
 from drs_pipeline.drs.auth import CredentialAuth
 from drs_pipeline.drs.errors import (
     DrsApiError,
+    DrsCertificateError,
     DrsError,
     DrsResponseError,
     DrsTransportError,
     IamAuthError,
     IamError,
     Where,
+    certificate_refusal,
     parse_error_body,
 )
 from drs_pipeline.drs.retry import RetryPolicy
@@ -316,7 +318,15 @@ class DrsClient:
             except httpx.TimeoutException as exc:
                 failure = DrsTransportError(where, f"timed out ({type(exc).__name__})")
             except httpx.TransportError as exc:
-                failure = DrsTransportError(where, f"transport error ({type(exc).__name__}: {exc})")
+                refused = certificate_refusal(exc)
+                if refused is not None:
+                    failure = DrsCertificateError(
+                        where, f"TLS certificate of {url} refused: {refused}"
+                    )
+                else:
+                    failure = DrsTransportError(
+                        where, f"transport error ({type(exc).__name__}: {exc})"
+                    )
             if failure is not None:
                 raise failure
             fetched_at = self._clock()

@@ -8,6 +8,7 @@ None of them ever holds a credential: requests' headers are not kept.
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,6 +144,32 @@ class DrsTransportError(DrsError):
     """No usable response: connection refused or reset, timeout, a body cut off."""
 
     retryable = True
+
+
+class DrsCertificateError(DrsTransportError):
+    """The endpoint's TLS certificate was refused (unknown CA, wrong host, expired).
+
+    Not retried: the same certificate will be refused again, and a wrong CA bundle
+    or endpoint should fail in seconds, not after the whole backoff.
+    """
+
+    retryable = False
+
+
+def certificate_refusal(exc: BaseException) -> str | None:
+    """Why TLS verification refused the peer, if that is what ``exc`` comes from.
+
+    httpx wraps the ``ssl`` error (as the cause of httpcore's, the cause of its own),
+    so the chain is walked rather than the type of ``exc`` alone looked at.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current.verify_message or str(current)
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def parse_error_body(body: bytes) -> tuple[str | None, str | None]:

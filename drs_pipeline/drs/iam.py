@@ -26,7 +26,7 @@ import orjson
 
 from drs_pipeline.config import Secret
 from drs_pipeline.drs.auth import CredentialAuth
-from drs_pipeline.drs.errors import IamError, parse_error_body
+from drs_pipeline.drs.errors import IamError, certificate_refusal, parse_error_body
 
 log = logging.getLogger(__name__)
 
@@ -154,16 +154,22 @@ class IamTokenSource:
             self.project_id,
         )
         failure: str | None = None
+        retryable = True
         try:
             response = await self._post()
         except httpx.TimeoutException as exc:
             failure = f"timed out ({type(exc).__name__})"
         except httpx.TransportError as exc:
-            failure = f"unreachable ({type(exc).__name__})"
+            certificate_problem = certificate_refusal(exc)
+            if certificate_problem is not None:
+                # The same certificate would be refused again: no retry.
+                failure, retryable = f"TLS certificate refused: {certificate_problem}", False
+            else:
+                failure = f"unreachable ({type(exc).__name__})"
         if failure is not None:
             # Raised outside the except block: httpx's exception holds the request,
             # whose body holds the password, and must not ride along as __context__.
-            raise self._error(failure, retryable=True)
+            raise self._error(failure, retryable=retryable)
         fetched_at = self._clock()
         request_id = response.headers.get("X-Request-Id") or response.headers.get("X-IAM-Trace-Id")
         if response.status_code not in (200, 201):

@@ -19,8 +19,8 @@ class RetryPolicy:
     """Exponential backoff with jitter, bounded in attempts and in total waiting.
 
     Retried: 429, 5xx, timeouts, connection errors and malformed 200 bodies.
-    Never retried: other 4xx (bad token, unknown project, bad parameter), which
-    no amount of waiting fixes.
+    Never retried: other 4xx (bad token, unknown project, bad parameter) and a
+    refused TLS certificate, which no amount of waiting fixes.
     """
 
     max_attempts: int = 6
