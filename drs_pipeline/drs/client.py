@@ -321,7 +321,7 @@ class DrsClient:
                 refused = certificate_refusal(exc)
                 if refused is not None:
                     failure = DrsCertificateError(
-                        where, f"TLS certificate of {url} refused: {refused}"
+                        where, f"TLS certificate of {url} refused ({refused})"
                     )
                 else:
                     failure = DrsTransportError(

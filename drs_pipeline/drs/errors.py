@@ -167,7 +167,10 @@ def certificate_refusal(exc: BaseException) -> str | None:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, ssl.SSLCertVerificationError):
-            return current.verify_message or str(current)
+            # "CERTIFICATE_VERIFY_FAILED: self-signed certificate": OpenSSL's code, which
+            # people search for, and its reason, without the C source location.
+            reason = current.verify_message or str(current)
+            return f"{current.reason}: {reason}" if current.reason else reason
         current = current.__cause__ or current.__context__
     return None
 

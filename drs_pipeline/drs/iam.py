@@ -163,7 +163,7 @@ class IamTokenSource:
             certificate_problem = certificate_refusal(exc)
             if certificate_problem is not None:
                 # The same certificate would be refused again: no retry.
-                failure, retryable = f"TLS certificate refused: {certificate_problem}", False
+                failure, retryable = f"TLS certificate refused ({certificate_problem})", False
             else:
                 failure = f"unreachable ({type(exc).__name__})"
         if failure is not None:

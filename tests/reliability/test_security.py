@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
+import ipaddress
 import logging
 import secrets
 import socket
@@ -21,6 +22,7 @@ import ssl
 import subprocess
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
@@ -193,10 +195,21 @@ def test_no_secret_leaks_into_any_output_or_file_of_a_run(
 # -- TLS ------------------------------------------------------------------------------------
 
 
+PROJECT_C = "c" * 32
+
+
+@dataclass
+class UntrustedTlsServer:
+    url: str
+    # What it received after each handshake that succeeded (it must stay empty).
+    received: list[bytes] = field(default_factory=list)
+    # Connections made to it: how the tests see that a refusal was not retried.
+    connections: int = 0
+
+
 @pytest.fixture
-def untrusted_tls_server(tmp_path: Path) -> Iterator[tuple[str, list[bytes]]]:
-    """An https server on loopback whose certificate no one trusts. Yields its URL and
-    what it received after each handshake that succeeded (it must stay empty)."""
+def untrusted_tls_server(tmp_path: Path) -> Iterator[UntrustedTlsServer]:
+    """An https server on loopback whose certificate no one trusts."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.UTC)
@@ -209,9 +222,7 @@ def untrusted_tls_server(tmp_path: Path) -> Iterator[tuple[str, list[bytes]]]:
         .not_valid_before(now - dt.timedelta(days=1))
         .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1"))]
-            ),
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
             critical=False,
         )
         .sign(key, hashes.SHA256())
@@ -228,7 +239,7 @@ def untrusted_tls_server(tmp_path: Path) -> Iterator[tuple[str, list[bytes]]]:
     context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.2)
-    received: list[bytes] = []
+    server = UntrustedTlsServer(f"https://127.0.0.1:{listener.getsockname()[1]}")
     stop = threading.Event()
 
     def serve() -> None:
@@ -237,18 +248,19 @@ def untrusted_tls_server(tmp_path: Path) -> Iterator[tuple[str, list[bytes]]]:
                 connection, _ = listener.accept()
             except TimeoutError:
                 continue
+            server.connections += 1
             with connection:
                 connection.settimeout(2)
                 try:
                     with context.wrap_socket(connection, server_side=True) as tls:
-                        received.append(tls.recv(65536))
+                        server.received.append(tls.recv(65536))
                 except (ssl.SSLError, OSError):
                     pass  # the client refused our certificate: as it should
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
-        yield f"https://127.0.0.1:{listener.getsockname()[1]}", received
+        yield server
     finally:
         stop.set()
         thread.join(5)
@@ -256,9 +268,9 @@ def untrusted_tls_server(tmp_path: Path) -> Iterator[tuple[str, list[bytes]]]:
 
 
 def test_tls_is_verified_and_there_is_no_way_to_turn_it_off(
-    untrusted_tls_server: tuple[str, list[bytes]], tmp_path: Path, database: Path
+    untrusted_tls_server: UntrustedTlsServer, tmp_path: Path, database: Path
 ) -> None:
-    url, received = untrusted_tls_server
+    url = untrusted_tls_server.url
     token = secret_token()
     config = tmp_path / "drs.yaml"
     config.write_text(
@@ -271,7 +283,9 @@ def test_tls_is_verified_and_there_is_no_way_to_turn_it_off(
     error = report.projects[0].run.error or ""
     assert report.projects[0].run.outcome == "failed"
     assert "CERTIFICATE_VERIFY_FAILED" in error, error
-    assert received == [], "no request (and no token) went to a server we could not verify"
+    assert untrusted_tls_server.received == [], (
+        "no request (and no token) went to a server we could not verify"
+    )
     # The client's own transport verifies certificates and host names...
     client = DrsClient()
     pool = getattr(getattr(client._http, "_transport", None), "_pool", None)
@@ -290,6 +304,54 @@ def test_tls_is_verified_and_there_is_no_way_to_turn_it_off(
         )
         with pytest.raises(ConfigError, match="unknown key"):
             load_settings_file(config, {"DRS_AUTH_TOKEN": token})
+
+
+def test_a_refused_drs_certificate_fails_the_project_at_once(
+    untrusted_tls_server: UntrustedTlsServer, tmp_path: Path, database: Path
+) -> None:
+    """Not retried: the same certificate would be refused again, and a wrong CA bundle
+    or endpoint must fail in seconds, not after the whole backoff."""
+    url = untrusted_tls_server.url
+    config = tmp_path / "drs.yaml"
+    config.write_text(
+        f"projects: [{{project_id: '{PROJECT_C}', region: cn-south-2, endpoint: '{url}'}}]\n"
+    )
+    settings = load_settings_file(config, {"DRS_AUTH_TOKEN": secret_token()})
+
+    report = run_sync(settings, database, retry=QUICK_RETRY)
+
+    error = report.projects[0].run.error or ""
+    assert report.projects[0].run.outcome == "failed"
+    assert f"project {PROJECT_C}, page offset 0: TLS certificate of {url}" in error, error
+    assert "CERTIFICATE_VERIFY_FAILED: self-signed certificate" in error, error
+    assert "attempts" not in error, "a refused certificate is not retried"
+    assert untrusted_tls_server.connections == 1
+
+
+def test_a_refused_iam_certificate_fails_the_project_at_once(
+    untrusted_tls_server: UntrustedTlsServer, tmp_path: Path, database: Path
+) -> None:
+    url = untrusted_tls_server.url
+    password = secret_token()
+    config = tmp_path / "drs.yaml"
+    config.write_text(
+        # The DRS endpoint is never reached: the token it would need is never issued.
+        f"projects: [{{project_id: '{PROJECT_C}', region: cn-south-2, "
+        "endpoint: 'https://drs.cn-south-2.example.invalid'}]\n"
+        f"auth: {{method: password, iam_endpoint: '{url}', domain_name: acme, "
+        "user_name: reader, password_env: IAM_PASSWORD}\n"
+    )
+    settings = load_settings_file(config, {"IAM_PASSWORD": password})
+
+    report = run_sync(settings, database, retry=QUICK_RETRY)
+
+    error = report.projects[0].run.error or ""
+    assert report.projects[0].run.outcome == "failed"
+    assert f"IAM {url} gave no token" in error, error
+    assert "TLS certificate refused (CERTIFICATE_VERIFY_FAILED: self-signed certificate)" in error
+    assert "attempts" not in error and password not in error
+    assert untrusted_tls_server.connections == 1
+    assert untrusted_tls_server.received == [], "the password never went to it"
 
 
 # -- configuration cannot steer a request elsewhere ------------------------------------------
