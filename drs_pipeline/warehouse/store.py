@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import duckdb
 import pandas as pd
+from pandas.api.types import union_categoricals
 
 from drs_pipeline.warehouse.health import INVARIANT_QUERIES, describe_violations
 from drs_pipeline.warehouse.normalize import Normalized
@@ -124,8 +125,25 @@ def _rejected(syncs: Sequence[ProjectSync]) -> pd.DataFrame:
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The projects' snapshots as one frame, categorical columns kept categorical.
+
+    pd.concat turns categoricals with different categories (every project has its
+    own) into Python strings, which DuckDB would then convert one by one.
+    """
+    # An empty frame's categories have no type of their own (object), which
+    # union_categoricals refuses beside the others' strings; it adds no rows anyway.
+    frames = [frame for frame in frames if len(frame)] or frames[:1]
     # One frame (the usual batch of one in tests) is used as it is, not copied.
-    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    if len(frames) == 1:
+        return frames[0]
+    columns: dict[str, pd.Series | pd.Categorical] = {}
+    for name in frames[0].columns:
+        parts = [frame[name] for frame in frames]
+        if all(isinstance(part.dtype, pd.CategoricalDtype) for part in parts):
+            columns[name] = union_categoricals(parts, sort_categories=True)
+        else:
+            columns[name] = pd.concat(parts, ignore_index=True)
+    return pd.DataFrame(columns, columns=frames[0].columns)
 
 
 def connect(
