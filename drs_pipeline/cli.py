@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -93,6 +94,18 @@ def _parser() -> argparse.ArgumentParser:
         default="DRS_AUTH_TOKEN",
         help="environment variable holding the one token the simulator accepts",
     )
+    # The other two ways in, as the real gateway and IAM check them (simulator/gateway.py
+    # and simulator/iam.py). Secrets come through the environment, never the command line.
+    simulator.add_argument(
+        "--ak-env", help="environment variable holding an AK its gateway accepts (with --sk-env)"
+    )
+    simulator.add_argument("--sk-env", help="environment variable holding that AK's SK")
+    simulator.add_argument(
+        "--iam-user",
+        metavar="DOMAIN/USER",
+        help="an IAM user of its own /v3/auth/tokens (with --iam-password-env)",
+    )
+    simulator.add_argument("--iam-password-env", help="environment variable holding its password")
     simulator.add_argument("--latency-ms", type=float, default=0.0)
     simulator.add_argument("--rate-429", type=float, default=0.0)
     simulator.add_argument("--retry-after", default="1", help="Retry-After sent with a 429")
@@ -278,16 +291,14 @@ def _sql_command(args: argparse.Namespace) -> int:
 
 def _simulator_command(args: argparse.Namespace) -> int:
     from drs_pipeline.simulator import Faults, WorldSettings, build_simulator
+    from drs_pipeline.simulator.gateway import AccessKey, AkSkGateway
+    from drs_pipeline.simulator.iam import SimIam
     from drs_pipeline.simulator.server import run_forever
 
-    token = os.environ.get(args.token_env, "").strip()
-    if not token:
-        print(
-            f"set {args.token_env} to the token clients will send, e.g.\n"
-            f"  export {args.token_env}="
-            "$(python -c 'import secrets; print(secrets.token_hex(16))')",
-            file=sys.stderr,
-        )
+    try:
+        ways_in = _simulator_credentials(args)
+    except ValueError as exc:
+        print(f"drs-pipeline simulator: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     world = WorldSettings(seed=args.seed, speed=args.speed)
     faults = Faults(
@@ -298,12 +309,71 @@ def _simulator_command(args: argparse.Namespace) -> int:
         rate_malformed=args.rate_malformed,
         drift_rate=args.drift_rate,
     )
-    app = build_simulator(world, faults=faults, tokens={token})
-    print(f"DRS simulator on http://{args.host}:{args.port} with projects:")
+    token = ways_in.get("token")
+    app = build_simulator(world, faults=faults, tokens={token} if token else set())
+    if "ak" in ways_in:
+        app.gateway = AkSkGateway({ways_in["ak"]: AccessKey(ways_in["sk"])}, app.clock)
+    if "password" in ways_in:
+        app.iam = SimIam(app.clock)
+        domain_name, user_name = args.iam_user.split("/", 1)
+        app.iam.add_user(domain_name, user_name, ways_in["password"])
+    url = f"http://{args.host}:{args.port}"
+    print(f"DRS simulator on {url} with projects:")
     for project in world.projects:
         print(f"  {project.project_id}  {project.region}")
+    print("accepting: " + ", ".join(_describe_ways_in(args, ways_in, url)))
     run_forever(app, args.host, args.port)
     return EXIT_OK
+
+
+def _simulator_credentials(args: argparse.Namespace) -> dict[str, str]:
+    """The secrets the simulator accepts, read from the variables its options name.
+
+    A token (``--token-env``) is needed only when neither AK/SK nor an IAM user is given.
+    """
+    if bool(args.ak_env) != bool(args.sk_env):
+        raise ValueError("--ak-env and --sk-env go together")
+    if bool(args.iam_user) != bool(args.iam_password_env):
+        raise ValueError("--iam-user and --iam-password-env go together")
+    if args.iam_user and not re.fullmatch(r"[^/\s]+/[^/\s]+", args.iam_user):
+        raise ValueError(f"--iam-user must be DOMAIN/USER, got {args.iam_user!r}")
+
+    def read(variable: str) -> str:
+        value = os.environ.get(variable, "").strip()
+        if not value:
+            raise ValueError(
+                f"set {variable}, e.g.\n  export {variable}="
+                "$(python -c 'import secrets; print(secrets.token_hex(16))')"
+            )
+        return value
+
+    ways_in: dict[str, str] = {}
+    if args.ak_env:
+        ways_in["ak"], ways_in["sk"] = read(args.ak_env), read(args.sk_env)
+    if args.iam_user:
+        ways_in["password"] = read(args.iam_password_env)
+    if ways_in:
+        token = os.environ.get(args.token_env, "").strip()
+        if token:
+            ways_in["token"] = token
+    else:
+        ways_in["token"] = read(args.token_env)
+    return ways_in
+
+
+def _describe_ways_in(args: argparse.Namespace, ways_in: dict[str, str], url: str) -> list[str]:
+    """What a client can authenticate with, naming the variables, never the values."""
+    described = []
+    if "token" in ways_in:
+        described.append(f"the token in {args.token_env}")
+    if "ak" in ways_in:
+        described.append(f"requests signed with the AK/SK in {args.ak_env}/{args.sk_env}")
+    if "password" in ways_in:
+        described.append(
+            f"tokens from {url}/v3/auth/tokens for {args.iam_user} "
+            f"(password in {args.iam_password_env})"
+        )
+    return described
 
 
 if __name__ == "__main__":
