@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 
 from drs_pipeline.config import (
+    ConfigError,
     Settings,
     duckdb_path,
     embedded_simulator_settings,
@@ -32,6 +33,16 @@ class DrsApiResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         if self.config_path:
             return load_settings_file(Path(self.config_path))
         return load_settings()
+
+    def settings_for_run(self) -> Settings:
+        """``settings()`` for an asset: a configuration error fails the run, not retried
+        (no retry fixes a file)."""
+        try:
+            return self.settings()
+        except ConfigError as exc:
+            raise dg.Failure(
+                description=f"configuration error: {exc}", allow_retries=False
+            ) from None
 
 
 class HistoryDatabaseResource(dg.ConfigurableResource):  # type: ignore[type-arg]

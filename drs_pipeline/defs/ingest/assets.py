@@ -11,7 +11,6 @@ from typing import Any
 
 import dagster as dg
 
-from drs_pipeline.config import ConfigError
 from drs_pipeline.defs.resources import DrsApiResource, HistoryDatabaseResource
 from drs_pipeline.defs.specs import table_specs
 from drs_pipeline.report import outcome_table_markdown, status_preview_markdown
@@ -42,10 +41,7 @@ def drs_sync(
     history_db: HistoryDatabaseResource,
 ) -> Iterator[dg.MaterializeResult[None]]:
     """List every configured DRS project and merge what it holds into the history."""
-    try:
-        settings = drs_api.settings()
-    except ConfigError as exc:
-        raise dg.Failure(description=f"configuration error: {exc}", allow_retries=False) from None
+    settings = drs_api.settings_for_run()
     database = history_db.resolved_path()
     try:
         report = run_sync(settings, database, lock_timeout_s=history_db.lock_timeout_s)

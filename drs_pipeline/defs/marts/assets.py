@@ -6,7 +6,6 @@ from typing import Any
 
 import dagster as dg
 
-from drs_pipeline.config import ConfigError
 from drs_pipeline.defs.resources import DrsApiResource, HistoryDatabaseResource
 from drs_pipeline.defs.specs import table_specs
 from drs_pipeline.report import mart_preview_markdown
@@ -37,10 +36,7 @@ def drs_marts(
     drs_api: DrsApiResource, history_db: HistoryDatabaseResource
 ) -> Iterator[dg.MaterializeResult[None]]:
     """Rebuild every mart from drs.async_jobs and drs.async_job_history in one transaction."""
-    try:
-        settings = drs_api.settings()
-    except ConfigError as exc:
-        raise dg.Failure(description=f"configuration error: {exc}", allow_retries=False) from None
+    settings = drs_api.settings_for_run()
     database = history_db.resolved_path()
     counts = build_marts(
         database,
