@@ -248,10 +248,14 @@ async def sync_projects(
     )
 
 
-async def _normalize(observations: list[Page], project: ProjectSettings) -> Normalized:
-    return await asyncio.to_thread(
-        normalize_pages, observations, project_id=project.project_id, region=project.region
-    )
+def _normalize(observations: list[Page], project: ProjectSettings) -> Normalized:
+    # On the event loop's own thread, not in a worker thread: normalizing is Python
+    # and pandas holding the GIL throughout, so a thread would run nothing in
+    # parallel, and the loop would have to queue for the GIL after its socket
+    # wake-ups. Measured on a million-job sync (4 runs each, alternating): a median
+    # of 9.3 s inline against 10.3 s in a thread. A project's clean pages take about
+    # 1 microsecond a job, 10 ms for 10,000.
+    return normalize_pages(observations, project_id=project.project_id, region=project.region)
 
 
 def _seen_ids(listing: Listing, normalized: Normalized) -> Iterable[str]:
@@ -277,7 +281,7 @@ async def _sync_project(
         listing = await client.list_project(target)
         pages = len(listing.pages)
         observations = list(listing.pages)
-        normalized = await _normalize(observations, project)
+        normalized = _normalize(observations, project)
         outcome, error = OK, None
         confirmed_gone: frozenset[str] = frozenset()
         if not listing.settled:
@@ -299,7 +303,7 @@ async def _sync_project(
                     if absence.found:
                         observations += absence.found
                         pages += len(absence.found)
-                        normalized = await _normalize(observations, project)
+                        normalized = _normalize(observations, project)
         run = SyncRunRow(
             sync_id=sync_id,
             project_id=project.project_id,

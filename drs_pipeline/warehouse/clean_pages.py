@@ -50,13 +50,14 @@ _SECONDS_TENS = 17
 
 @dataclass(frozen=True)
 class CleanColumns:
-    """Every record of a project, one list or array per field, in the order a stable
-    sort on the observation time gives (pages in order of fetch, records in page order)."""
+    """Every record of a project, one list, array or categorical per field, in the order
+    a stable sort on the observation time gives (pages in order of fetch, records in
+    page order)."""
 
     async_job_id: list[str]
-    status: list[str]
-    domain_name: list[str]
-    user_name: list[str]
+    status: pd.Categorical[Any]
+    domain_name: pd.Categorical[Any]
+    user_name: pd.Categorical[Any]
     create_time_us: np.ndarray
     observed_at_us: np.ndarray
     # No id seen twice (in different pages): nothing to deduplicate.
@@ -88,16 +89,18 @@ def clean_columns(pages: Sequence[ObservedPage]) -> CleanColumns | None:
     distinct = len(set(ids)) == len(ids)
     if not distinct and not _distinct_per_page(ids, sizes):
         return None
-    for column, non_empty in ((statuses, True), (domains, False), (users, False)):
-        if not _few_short_strings(column, non_empty=non_empty):
-            return None
+    status = _few_short_strings(statuses, non_empty=True)
+    domain = _few_short_strings(domains, non_empty=False)
+    user = _few_short_strings(users, non_empty=False)
+    if status is None or domain is None or user is None:
+        return None
     create_us = _create_times_us(times)
     if create_us is None:
         return None
     # Timestamp.value is nanoseconds since the epoch (a naive time read as UTC).
     fetched = [pd.Timestamp(pages[i].fetched_at).value // 1000 for i in order]
     observed_us = np.repeat(np.array(fetched, dtype=np.int64), sizes)
-    return CleanColumns(ids, statuses, domains, users, create_us, observed_us, distinct)
+    return CleanColumns(ids, status, domain, user, create_us, observed_us, distinct)
 
 
 def _all_short_strings(column: list[Any], *, non_empty: bool) -> bool:
@@ -109,19 +112,39 @@ def _all_short_strings(column: list[Any], *, non_empty: bool) -> bool:
         return False
 
 
-def _few_short_strings(column: list[Any], *, non_empty: bool) -> bool:
+def _few_short_strings(column: list[Any], *, non_empty: bool) -> pd.Categorical[Any] | None:
     """For columns of a handful of distinct values (statuses, tenants, users): check
-    the distinct values, not every row."""
+    the distinct values, not every row, and build the categorical from them.
+
+    Codes are looked up in a dict of the distinct values, about 40 ns a row, where
+    ``pd.Categorical(column)`` hashes every row again in pandas (about 250).
+    """
     try:
         distinct = set(column)
     except TypeError:  # a list or an object: unhashable
-        return False
-    return all(
+        return None
+    if not all(
         type(value) is str
         and len(value) <= MAX_FIELD_LENGTH
         and (not non_empty or value.strip() != "")
         for value in distinct
+    ):
+        return None
+    # Sorted, as pd.Categorical orders string categories.
+    categories = sorted(distinct)
+    code_of = {value: code for code, value in enumerate(categories)}
+    codes = np.fromiter(
+        map(code_of.__getitem__, column), dtype=_code_dtype(len(categories)), count=len(column)
     )
+    return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(categories))
+
+
+def _code_dtype(categories: int) -> type[np.signedinteger[Any]]:
+    """The smallest integer type pandas itself would give the codes."""
+    for dtype in (np.int8, np.int16, np.int32):
+        if categories <= np.iinfo(dtype).max:
+            return dtype
+    return np.int64
 
 
 def _distinct_per_page(ids: list[Any], sizes: list[int]) -> bool:
