@@ -4,7 +4,8 @@
 -- Inputs:
 --   snapshot        one row per (project_id, async_job_id): the newest observation
 --                   of each job seen in this sync (project_id, region, async_job_id,
---                   status, domain_name, user_name, create_time, observed_at)
+--                   status, domain_name, user_name, create_time, observed_at), and
+--                   snapshot_row, its position (0, 1, 2...) in the batch
 --   confirmed_gone  (project_id, async_job_id, gone_at) of jobs the API confirmed
 --                   absent (may be empty)
 --   merge_projects  (project_id) of every project in the batch
@@ -48,19 +49,26 @@ WHERE h.project_id = st.project_id
   AND h.valid_to IS NULL
   AND st.is_changed AND NOT st.is_stale AND NOT st.was_gone;
 
+-- The two inserts take the rows in the snapshot's order (projects one after the
+-- other), not in the order the stage's join left them: measured, inserting a
+-- cold batch of 250,000 jobs took 0.45 s that way against 0.6 to 0.68 s, the same
+-- file size. Sorting on an integer costs little, and only the inserted rows.
+
 -- name: open_intervals
 -- New jobs, changed jobs and jobs that came back each start an interval.
 INSERT INTO drs.async_job_history
 SELECT project_id, async_job_id, status, domain_name, user_name, observed_at, NULL
 FROM merge_stage
-WHERE is_new OR (NOT is_stale AND (is_changed OR was_gone));
+WHERE is_new OR (NOT is_stale AND (is_changed OR was_gone))
+ORDER BY snapshot_row;
 
 -- name: insert_new_jobs
 INSERT INTO drs.async_jobs
 SELECT project_id, region, async_job_id, status, domain_name, user_name, create_time,
        observed_at, observed_at, observed_at, false, NULL
 FROM merge_stage
-WHERE is_new;
+WHERE is_new
+ORDER BY snapshot_row;
 
 -- The current rows of jobs seen again, found by rowid. Each statement writes only
 -- the column(s) that change, for only the rows where they do: DuckDB keeps an

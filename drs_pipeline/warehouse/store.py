@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
+import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 
@@ -146,6 +147,11 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(columns, columns=frames[0].columns)
 
 
+def _numbered(snapshot: pd.DataFrame) -> pd.DataFrame:
+    """The snapshot with each row's position, which merge.sql inserts in order."""
+    return snapshot.assign(snapshot_row=np.arange(len(snapshot), dtype=np.int64))
+
+
 def connect(
     path: Path, *, read_only: bool = False, lock_timeout_s: float = 30.0
 ) -> duckdb.DuckDBPyConnection:
@@ -263,7 +269,7 @@ class Warehouse:
             raise ValueError("a batch holds each project once")
         con = self._connection
         views = {
-            "snapshot": _concat([sync.normalized.jobs for sync in syncs]),
+            "snapshot": _numbered(_concat([sync.normalized.jobs for sync in syncs])),
             "confirmed_gone": pd.DataFrame(
                 [
                     (sync.run.project_id, job_id, sync.gone_at)
