@@ -88,6 +88,18 @@ def test_clean_pages_give_what_the_careful_checks_give(monkeypatch: pytest.Monke
     assert len(out.jobs) == 2500 and out.rejected.empty
 
 
+def test_many_distinct_owners_give_the_same_categoricals(monkeypatch: pytest.MonkeyPatch) -> None:
+    # More tenants than an 8-bit code holds: the clean path's codes widen as pandas'.
+    records = [
+        dict(record, domain_name=f"tenant-{i:04d}", user_name=f"user-{i % 7}")
+        for i, record in enumerate(simulated_records(400, ANCHOR_2026 + 40 * 86400))
+    ]
+    pages = [Page(0, records, T0)]
+    out = fast(pages)
+    assert_same(out, careful(pages, monkeypatch))
+    assert len(out.jobs["domain_name"].cat.categories) == 400
+
+
 def test_one_clean_page_and_no_page(monkeypatch: pytest.MonkeyPatch) -> None:
     pages = [Page(0, simulated_records(10, ANCHOR_2026 + 86400), T0)]
     assert_same(fast(pages), careful(pages, monkeypatch))
@@ -282,7 +294,11 @@ def test_the_writer_merges_what_is_queued_together_once_nothing_more_comes(
             return original(batch)
 
         monkeypatch.setattr(warehouse, "apply_project_syncs", counted)
-        writer = BatchingWriter(warehouse, [s.run.project_id for s in syncs] + ["x" * 32])
+        # A history far larger than three times what is queued: nothing is enough to
+        # merge before every project has queued or ended.
+        writer = BatchingWriter(
+            warehouse, [s.run.project_id for s in syncs] + ["x" * 32], history_jobs=10**6
+        )
         waiting = [asyncio.ensure_future(writer.merge(s)) for s in syncs]
         await asyncio.sleep(0.05)
         assert not any(w.done() for w in waiting)  # "x" may still come
@@ -292,6 +308,26 @@ def test_the_writer_merges_what_is_queued_together_once_nothing_more_comes(
     with Warehouse(tmp_path / "history.duckdb") as warehouse:
         asyncio.run(land(warehouse))
     assert batches == [3]
+
+
+def test_into_an_empty_history_the_first_project_lands_without_waiting(tmp_path: Path) -> None:
+    first, *others = rounds()[0]
+
+    async def land(warehouse: Warehouse) -> None:
+        writer = BatchingWriter(warehouse, [s.run.project_id for s in [first, *others]])
+        # The others are still listing: the first lands all the same (a first sync
+        # merges as it goes, instead of waiting for a batch to fill).
+        recorded = await asyncio.wait_for(writer.merge(first), timeout=30)
+        assert recorded.new_jobs == len(first.normalized.jobs)
+        assert warehouse.job_rows() == len(first.normalized.jobs)
+        later = [asyncio.ensure_future(writer.merge(s)) for s in others]
+        for sync in others:
+            writer.close_project(sync.run.project_id)
+        await asyncio.gather(*later)
+
+    with Warehouse(tmp_path / "history.duckdb") as warehouse:
+        asyncio.run(land(warehouse))
+        assert warehouse.job_rows() == sum(len(s.normalized.jobs) for s in rounds()[0])
 
 
 # -- request slots ------------------------------------------------------------------
