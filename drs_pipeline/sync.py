@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import httpx
+import pandas as pd
 
 from drs_pipeline.collector import bulk_allocation
 from drs_pipeline.config import (
@@ -258,13 +259,12 @@ def _normalize(observations: list[Page], project: ProjectSettings) -> Normalized
     return normalize_pages(observations, project_id=project.project_id, region=project.region)
 
 
-def _seen_ids(listing: Listing, normalized: Normalized) -> Iterable[str]:
+def _seen_ids(listing: Listing, normalized: Normalized) -> pd.Series:
     """Ids of every record listed, malformed ones included (they still exist)."""
     if normalized.rejected.empty:
         # Every record became a row: the rows' ids are the same set, already in a column.
-        ids: Iterable[str] = normalized.jobs["async_job_id"].to_numpy()
-        return ids
-    return listing.seen_ids()
+        return normalized.jobs["async_job_id"]
+    return pd.Series(sorted(listing.seen_ids()), dtype="str")
 
 
 async def _sync_project(
@@ -291,8 +291,9 @@ async def _sync_project(
             # As last committed: nothing but this project's own merge, later, changes
             # its rows. Read now rather than before listing, so that only the projects
             # in progress hold theirs in memory.
-            known = await asyncio.to_thread(writer.warehouse.present_job_ids, project.project_id)
-            missing = known.difference(_seen_ids(listing, normalized)) if known else known
+            missing = await asyncio.to_thread(
+                writer.warehouse.missing_job_ids, project.project_id, _seen_ids(listing, normalized)
+            )
             if missing:
                 try:
                     absence = await client.confirm_absent(target, missing)

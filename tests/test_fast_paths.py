@@ -277,7 +277,11 @@ def test_the_writer_lets_a_failing_project_fail_alone(tmp_path: Path) -> None:
         results = asyncio.run(land(warehouse))
         assert [type(r).__name__ for r in results] == ["SyncRunRow"] * 3 + ["HistoryInvariantError"]
         assert warehouse.job_rows() == 3
-        assert warehouse.present_job_ids("a" * 32) == {"a1", "a2"}
+        present = warehouse.connection.execute(
+            "SELECT async_job_id FROM drs.async_jobs WHERE project_id = ? AND NOT is_gone",
+            ["a" * 32],
+        ).fetchall()
+        assert {job_id for (job_id,) in present} == {"a1", "a2"}
 
 
 def test_the_writer_merges_what_is_queued_together_once_nothing_more_comes(
@@ -308,6 +312,19 @@ def test_the_writer_merges_what_is_queued_together_once_nothing_more_comes(
     with Warehouse(tmp_path / "history.duckdb") as warehouse:
         asyncio.run(land(warehouse))
     assert batches == [3]
+
+
+def test_missing_jobs_are_those_present_and_not_listed(tmp_path: Path) -> None:
+    first, second, _ = rounds()
+    a = "a" * 32
+    with Warehouse(tmp_path / "history.duckdb") as warehouse:
+        warehouse.apply_project_syncs(first)
+        listed = pd.Series(["a1", "a9"], dtype="str")  # a9: new, not stored yet
+        assert warehouse.missing_job_ids(a, listed) == {"a2"}
+        assert warehouse.missing_job_ids(a, pd.Series([], dtype="str")) == {"a1", "a2"}
+        warehouse.apply_project_syncs(second)  # a2 confirmed gone, a3 new
+        assert warehouse.missing_job_ids(a, pd.Series(["a1"], dtype="str")) == {"a3"}
+        assert warehouse.missing_job_ids("b" * 32, pd.Series(["b1"], dtype="str")) == set()
 
 
 def test_into_an_empty_history_the_first_project_lands_without_waiting(tmp_path: Path) -> None:

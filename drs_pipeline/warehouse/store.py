@@ -221,15 +221,23 @@ class Warehouse:
         ((count,),) = self._connection.execute("SELECT count(*) FROM drs.async_jobs").fetchall()
         return int(count)
 
-    def present_job_ids(self, project_id: str) -> set[str]:
-        """Ids of the project's jobs that are not gone, as last committed.
+    def missing_job_ids(self, project_id: str, seen_ids: pd.Series) -> set[str]:
+        """Ids of the project's jobs that are not gone, as last committed, and not in
+        ``seen_ids`` (a complete listing's ids): the jobs that may have left.
 
-        On a cursor of its own, so it may run in another thread while a merge runs
-        (which never touches this project's rows before it is queued to merge).
+        Computed by DuckDB, so that only the missing ids (almost always none) become
+        Python strings, not every id the project holds: reading all of them into a
+        set to subtract the listing from it cost about 3 ms of GIL-holding work per
+        10,000 jobs. On a cursor of its own, so it may run in another thread while a
+        merge runs (which never touches this project's rows before it is queued to
+        merge).
         """
         with self._connection.cursor() as cursor:
+            cursor.register("listed", pd.DataFrame({"async_job_id": seen_ids}, copy=False))
             ids = cursor.execute(
-                "SELECT async_job_id FROM drs.async_jobs WHERE project_id = ? AND NOT is_gone",
+                "SELECT j.async_job_id FROM drs.async_jobs AS j "
+                "ANTI JOIN listed USING (async_job_id) "
+                "WHERE j.project_id = ? AND NOT j.is_gone",
                 [project_id],
             ).fetchnumpy()["async_job_id"]
         return set(ids.tolist())
