@@ -71,9 +71,28 @@ class Normalized:
 def normalize_pages(pages: Sequence[ObservedPage], *, project_id: str, region: str) -> Normalized:
     # Nearly every project is clean: clean_pages turns it into columns in a fraction
     # of the time the checks below take per record, and gives up on the first doubt.
-    clean = clean_columns(pages)
+    clean = normalize_clean_pages(pages, project_id=project_id, region=region)
     if clean is not None:
-        return _clean_normalized(clean, project_id=project_id, region=region)
+        return clean
+    return _normalize_carefully(pages, project_id=project_id, region=region)
+
+
+def normalize_clean_pages(
+    pages: Sequence[ObservedPage], *, project_id: str, region: str
+) -> Normalized | None:
+    """What ``normalize_pages`` gives, if no record of the project is in doubt (about
+    1 microsecond a job); None otherwise."""
+    clean = clean_columns(pages)
+    if clean is None:
+        return None
+    return _clean_normalized(clean, project_id=project_id, region=region)
+
+
+def _normalize_carefully(
+    pages: Sequence[ObservedPage], *, project_id: str, region: str
+) -> Normalized:
+    """Every record checked, each bad one kept aside with the first reason it fails
+    (10 to 15 microseconds a job)."""
     records: list[Any] = [record for page in pages for record in page.jobs]
     sizes = [len(page.jobs) for page in pages]
     frame = pd.DataFrame(
