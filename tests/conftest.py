@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -31,6 +32,16 @@ from drs_pipeline.warehouse.health import describe_violations, invariant_violati
 QUICK_RETRY = RetryPolicy(
     max_attempts=4, initial_delay_s=0.01, max_delay_s=0.05, max_total_wait_s=5.0
 )
+
+
+@dataclass
+class ObservedPage:
+    """A page as normalization reads it (``warehouse.normalize.ObservedPage``): the
+    test double of the client's Page, without what only the listing uses."""
+
+    offset: int
+    jobs: list[Any]
+    fetched_at: datetime
 
 
 @dataclass

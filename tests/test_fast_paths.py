@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,15 +35,9 @@ from drs_pipeline.warehouse.store import (
     Warehouse,
 )
 from drs_pipeline.warehouse.writer import BatchingWriter
+from tests.conftest import ObservedPage as Page
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-
-
-@dataclass
-class Page:
-    offset: int
-    jobs: list[Any]
-    fetched_at: datetime
 
 
 def careful(pages: list[Page], monkeypatch: pytest.MonkeyPatch) -> Normalized:

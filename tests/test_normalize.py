@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
 
 from drs_pipeline.warehouse.normalize import normalize_pages
+from tests.conftest import ObservedPage as Page
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-
-
-@dataclass
-class Page:
-    offset: int
-    jobs: list[Any]
-    fetched_at: datetime
 
 
 def job(job_id: str, **fields: Any) -> dict[str, Any]:
