@@ -226,11 +226,10 @@ class Warehouse:
         ``seen_ids`` (a complete listing's ids): the jobs that may have left.
 
         Computed by DuckDB, so that only the missing ids (almost always none) become
-        Python strings, not every id the project holds: reading all of them into a
-        set to subtract the listing from it cost about 3 ms of GIL-holding work per
-        10,000 jobs. On a cursor of its own, so it may run in another thread while a
-        merge runs (which never touches this project's rows before it is queued to
-        merge).
+        Python strings, not every id the project holds (reading them all into a set
+        to subtract the listing held the GIL for each id, beside the event loop). On
+        a cursor of its own, so it may run in another thread while a merge runs
+        (which never touches this project's rows before it is queued to merge).
         """
         with self._connection.cursor() as cursor:
             cursor.register("listed", pd.DataFrame({"async_job_id": seen_ids}, copy=False))
