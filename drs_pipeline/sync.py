@@ -42,7 +42,11 @@ from drs_pipeline.drs.errors import DrsError
 from drs_pipeline.drs.iam import IamAccount, IamTokenAuth, IamTokenCache
 from drs_pipeline.drs.retry import RetryPolicy
 from drs_pipeline.drs.signing import AkSkAuth, AkSkCredentials
-from drs_pipeline.warehouse.normalize import Normalized, normalize_clean_pages, normalize_pages
+from drs_pipeline.warehouse.normalize import (
+    Normalized,
+    normalize_clean_pages,
+    normalize_pages_carefully,
+)
 from drs_pipeline.warehouse.store import ProjectSync, SyncRunRow, Warehouse, open_warehouse
 from drs_pipeline.warehouse.writer import BatchingWriter
 
@@ -262,7 +266,7 @@ async def _normalize(observations: list[Page], project: ProjectSettings) -> Norm
     # A project with a record in doubt gets every record checked, 10 to 15 times
     # slower: in a thread, so that a large one does not stop the loop for seconds.
     return await asyncio.to_thread(
-        normalize_pages, observations, project_id=project_id, region=region
+        normalize_pages_carefully, observations, project_id=project_id, region=region
     )
 
 

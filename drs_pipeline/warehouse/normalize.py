@@ -74,7 +74,7 @@ def normalize_pages(pages: Sequence[ObservedPage], *, project_id: str, region: s
     clean = normalize_clean_pages(pages, project_id=project_id, region=region)
     if clean is not None:
         return clean
-    return _normalize_carefully(pages, project_id=project_id, region=region)
+    return normalize_pages_carefully(pages, project_id=project_id, region=region)
 
 
 def normalize_clean_pages(
@@ -88,7 +88,7 @@ def normalize_clean_pages(
     return _clean_normalized(clean, project_id=project_id, region=region)
 
 
-def _normalize_carefully(
+def normalize_pages_carefully(
     pages: Sequence[ObservedPage], *, project_id: str, region: str
 ) -> Normalized:
     """Every record checked, each bad one kept aside with the first reason it fails
