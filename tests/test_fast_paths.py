@@ -341,6 +341,34 @@ def test_into_an_empty_history_the_first_project_lands_without_waiting(tmp_path:
         assert warehouse.job_rows() == sum(len(s.normalized.jobs) for s in rounds()[0])
 
 
+def test_small_row_groups_are_left_until_there_are_many_then_compacted(tmp_path: Path) -> None:
+    # Checkpoints do not vacuum (a vacuum repacked each large insert's last row
+    # group: about 1 s at the end of a cold million-job sync), so each session that
+    # adds a few jobs leaves a small row group; past the allowance, a session
+    # compacts them.
+    path, allowance = tmp_path / "history.duckdb", 3
+    opened: list[tuple[int, bool]] = []
+    for n in range(7):
+        with Warehouse(path, max_spare_row_groups=allowance) as warehouse:
+            opened.append((warehouse.spare_row_groups(), warehouse.compacting))
+            at = T0 + timedelta(minutes=n)
+            jobs = {f"job{n}-{i}": "V" for i in range(50)}
+            warehouse.apply_project_syncs([project_sync(f"s{n}", "a" * 32, jobs, at)])
+    with Warehouse(path) as warehouse:
+        assert warehouse.job_rows() == 7 * 50
+        history = warehouse.connection.execute("SELECT count(*) FROM drs.async_job_history")
+        assert history.fetchall() == [(7 * 50,)]
+    assert opened == [
+        (0, False),
+        (0, False),  # the first session's rows fill one row group
+        (1, False),
+        (2, False),
+        (3, False),
+        (4, True),  # more than allowed: this session compacts them
+        (0, False),
+    ]
+
+
 # -- request slots ------------------------------------------------------------------
 
 
