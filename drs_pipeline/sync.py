@@ -209,6 +209,8 @@ async def sync_projects(
         [project.project_id for project in projects],
         history_jobs=await asyncio.to_thread(warehouse.job_rows),
     )
+    # As of this sync's start; a project's rows change only by its own merge, later.
+    with_present_jobs = await asyncio.to_thread(warehouse.projects_with_present_jobs)
     done = 0
 
     async def one(project: ProjectSettings) -> ProjectResult:
@@ -217,7 +219,15 @@ async def sync_projects(
             project.project_id, project.endpoint
         )
         try:
-            result = await _sync_project(sync_id, project, target, client, writer, clock)
+            result = await _sync_project(
+                sync_id,
+                project,
+                target,
+                client,
+                writer,
+                clock,
+                has_present_jobs=project.project_id in with_present_jobs,
+            )
         finally:
             # Landed or not, this project will queue nothing more for the writer.
             writer.close_project(project.project_id)
@@ -285,7 +295,12 @@ async def _sync_project(
     client: DrsClient,
     writer: BatchingWriter,
     clock: Callable[[], datetime],
+    *,
+    has_present_jobs: bool,
 ) -> ProjectResult:
+    """``has_present_jobs``: whether the history holds a job of this project that is
+    not gone; without one, no job can have left, and the look-up is skipped (a
+    project's first sync)."""
     started_at = clock()
     pages = 0
     try:
@@ -298,7 +313,7 @@ async def _sync_project(
         if not listing.settled:
             # What was seen still lands; nothing is marked gone on a partial view.
             outcome, error = INCOMPLETE, f"listing did not settle: {listing.unsettled_reason}"
-        else:
+        elif has_present_jobs:
             # As last committed: nothing but this project's own merge, later, changes
             # its rows. Read now rather than before listing, so that only the projects
             # in progress hold theirs in memory.

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from drs_pipeline.drs import statuses
 from drs_pipeline.drs.client import PagingPolicy
+from drs_pipeline.warehouse.store import SyncRunRow, Warehouse
 
 from .conftest import (
     Simulator,
@@ -178,6 +180,42 @@ def test_gone_only_after_the_api_confirms_it(
     assert len(lookups) == 1, "the missing job was asked for by id before being marked gone"
     gone = query(database, "SELECT async_job_id, gone_at FROM drs.async_jobs WHERE is_gone")
     assert gone == [(ids[0], simulator.now())]
+
+
+def test_only_a_project_with_present_jobs_looks_for_missing_ones(
+    simulator: Simulator, tmp_path: Path, database: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project_id = simulator.project_ids[0]
+    ids = add_jobs(simulator, project_id, 4)
+    settings = settings_for(simulator, tmp_path, [project_id], page_size=3)
+    looked_up: list[str] = []
+    missing_job_ids = Warehouse.missing_job_ids
+
+    def counted(warehouse: Warehouse, project_id: str, seen_ids: pd.Series) -> set[str]:
+        looked_up.append(project_id)
+        return missing_job_ids(warehouse, project_id, seen_ids)
+
+    monkeypatch.setattr(Warehouse, "missing_job_ids", counted)
+
+    def step() -> SyncRunRow:
+        simulator.clock.advance(10)
+        report = sync(simulator, settings, database)
+        assert report.all_ok
+        assert_history_invariants(database)
+        return report.projects[0].run
+
+    assert step().new_jobs == 4
+    assert looked_up == []  # its first sync: nothing stored could have left
+    for job_id in ids:
+        simulator.world.vanish(project_id, job_id)
+    assert step().gone_jobs == 4
+    assert looked_up == [project_id]
+    simulator.world.restore(project_id, ids[0])
+    assert step().changed_jobs == 1  # came back
+    assert looked_up == [project_id]  # every job was gone: none to miss
+    assert query(database, "SELECT async_job_id FROM drs.async_jobs WHERE NOT is_gone") == [
+        (ids[0],)
+    ]
 
 
 def test_rejected_records_are_kept_with_reasons_and_good_ones_land(

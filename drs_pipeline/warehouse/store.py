@@ -265,6 +265,13 @@ class Warehouse:
         ((count,),) = self._connection.execute("SELECT count(*) FROM drs.async_jobs").fetchall()
         return int(count)
 
+    def projects_with_present_jobs(self) -> frozenset[str]:
+        """Projects that have a job not gone, as last committed: only these can miss one."""
+        rows = self._connection.execute(
+            "SELECT DISTINCT project_id FROM drs.async_jobs WHERE NOT is_gone"
+        ).fetchall()
+        return frozenset(str(project_id) for (project_id,) in rows)
+
     def missing_job_ids(self, project_id: str, seen_ids: pd.Series) -> set[str]:
         """Ids of the project's jobs that are not gone, as last committed, and not in
         ``seen_ids`` (a complete listing's ids): the jobs that may have left.
