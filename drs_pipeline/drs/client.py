@@ -330,6 +330,10 @@ class DrsClient:
             if failure is not None:
                 raise failure
             fetched_at = self._clock()
+        # Let the request that waited for this slot go out before this page is read
+        # and decoded (a few ms of CPU): when the API's latency is the limit, the slots
+        # then wait on the API rather than on us.
+        await asyncio.sleep(0)
         request_id = response.headers.get("X-Request-Id")
         if response.status_code != 200:
             error_code, error_msg = parse_error_body(response.content)
