@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -26,7 +27,7 @@ from drs_pipeline.drs.slots import PrioritySlots
 from drs_pipeline.simulator import ManualClock, World, WorldSettings, build_simulator
 from drs_pipeline.simulator.app import ListQuery
 from drs_pipeline.simulator.model import ANCHOR_2026, default_projects
-from drs_pipeline.warehouse import clean_pages, normalize
+from drs_pipeline.warehouse import clean_pages, normalize, store
 from drs_pipeline.warehouse.normalize import Normalized, normalize_pages
 from drs_pipeline.warehouse.store import (
     HistoryInvariantError,
@@ -235,6 +236,26 @@ def test_a_batch_lands_what_one_project_at_a_time_lands(tmp_path: Path) -> None:
     counts = [(r.project_id[0], r.new_jobs, r.changed_jobs, r.gone_jobs) for r in recorded_alone]
     assert counts[3:6] == [("a", 1, 1, 1), ("b", 0, 0, 0), ("c", 1, 0, 0)]
     assert counts[6:] == [("a", 0, 2, 0), ("b", 0, 0, 0), ("c", 0, 0, 0)]
+
+
+def test_steps_with_nothing_to_do_are_skipped_and_change_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    skipping, every_step = tmp_path / "skipping.duckdb", tmp_path / "every_step.duckdb"
+    caplog.set_level(logging.DEBUG, logger=store.__name__)
+    with Warehouse(skipping) as warehouse:
+        recorded = [warehouse.apply_project_syncs(batch) for batch in rounds()]
+    skipped = [r.getMessage() for r in caplog.records if "merge steps skipped" in r.message]
+    # Round 1 only adds jobs; round 2 changes, adds, and confirms one gone (nothing
+    # came back, no owner or details changed); round 3 brings a2 back.
+    assert "update_seen_jobs" in skipped[0] and "touched_history" in skipped[0]
+    assert "close_changed_intervals" not in skipped[1] and "mark_gone" not in skipped[1]
+    assert "update_came_back" in skipped[1] and "update_came_back" not in skipped[2]
+    assert "mark_gone" in skipped[2]
+    monkeypatch.setattr(store, "ONLY_IF", {})
+    with Warehouse(every_step) as warehouse:
+        assert [warehouse.apply_project_syncs(batch) for batch in rounds()] == recorded
+    assert tables(skipping) == tables(every_step)
 
 
 def test_the_pre_commit_check_rolls_the_whole_batch_back(tmp_path: Path) -> None:

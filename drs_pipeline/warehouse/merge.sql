@@ -9,7 +9,8 @@
 --   confirmed_gone  (project_id, async_job_id, gone_at) of jobs the API confirmed
 --                   absent (may be empty)
 --   merge_projects  (project_id) of every project in the batch
--- Statements are separated by `-- name:` markers and run in order.
+-- Statements are separated by `-- name:` markers and run in order. A statement
+-- marked `-- only if: <flag>` runs only when that column of the `work` row is true.
 
 -- name: stage
 -- Classify each observation against the current state. An observation no newer
@@ -40,7 +41,26 @@ FROM snapshot AS s
 LEFT JOIN drs.async_jobs AS c
     ON c.project_id = s.project_id AND c.async_job_id = s.async_job_id;
 
+-- name: work
+-- Which steps below have anything to do. The others are skipped: each passes over a
+-- history table even when no row qualifies, and a small batch (a first sync, a
+-- latency-bound one) spent about half its merge on such steps (9 of them, and the
+-- check's copies, about 35 ms of a 76 ms merge of 5,000 new jobs).
+SELECT
+    coalesce(bool_or(NOT is_new AND NOT is_stale), false) AS seen_again,
+    coalesce(bool_or(NOT is_stale AND is_changed AND NOT was_gone), false) AS changed,
+    coalesce(bool_or(NOT is_stale AND (is_changed OR was_gone)), false) AS changed_or_back,
+    coalesce(bool_or(NOT is_stale AND owner_changed), false) AS owner_changed,
+    coalesce(bool_or(NOT is_stale AND was_gone), false) AS came_back,
+    coalesce(bool_or(NOT is_stale AND details_changed), false) AS details_changed,
+    (SELECT count(*) > 0 FROM confirmed_gone) AS gone,
+    -- merge_checks.sql: the jobs whose rows are copied out and checked.
+    coalesce(bool_or(NOT is_new AND NOT is_stale AND (is_changed OR was_gone)), false)
+        OR (SELECT count(*) > 0 FROM confirmed_gone) AS touched
+FROM merge_stage;
+
 -- name: close_changed_intervals
+-- only if: changed
 UPDATE drs.async_job_history AS h
 SET valid_to = st.observed_at
 FROM merge_stage AS st
@@ -79,6 +99,7 @@ ORDER BY snapshot_row;
 -- set from the observation (plus status_since, is_gone and gone_at as below).
 
 -- name: update_seen_jobs
+-- only if: seen_again
 -- Every job seen again: most of a sync. last_seen_at is read by no invariant,
 -- which is why the pre-commit check can skip the jobs that only get this.
 UPDATE drs.async_jobs AS j
@@ -88,6 +109,7 @@ WHERE j.rowid = st.job_rowid
   AND NOT st.is_stale;
 
 -- name: update_changed_status
+-- only if: changed_or_back
 -- Jobs that changed or came back: a new current interval, starting now.
 UPDATE drs.async_jobs AS j
 SET status = st.status,
@@ -97,6 +119,7 @@ WHERE j.rowid = st.job_rowid
   AND NOT st.is_stale AND (st.is_changed OR st.was_gone);
 
 -- name: update_changed_owner
+-- only if: owner_changed
 UPDATE drs.async_jobs AS j
 SET domain_name = st.domain_name,
     user_name = st.user_name
@@ -105,6 +128,7 @@ WHERE j.rowid = st.job_rowid
   AND NOT st.is_stale AND st.owner_changed;
 
 -- name: update_came_back
+-- only if: came_back
 UPDATE drs.async_jobs AS j
 SET is_gone = false,
     gone_at = NULL
@@ -113,6 +137,7 @@ WHERE j.rowid = st.job_rowid
   AND NOT st.is_stale AND st.was_gone;
 
 -- name: update_seen_details
+-- only if: details_changed
 -- When the API reports another region or create_time (rare); read by no invariant.
 UPDATE drs.async_jobs AS j
 SET region = st.region,
@@ -124,6 +149,8 @@ WHERE j.rowid = st.job_rowid
 -- name: stage_gone
 -- Only jobs the API confirmed absent, that are not gone already, and whose open
 -- interval started before the gone time (so valid_from < valid_to holds).
+-- Always made, even empty: the counts and the check read it, and a temp table left
+-- by the previous merge would hold that merge's jobs.
 CREATE OR REPLACE TEMP TABLE merge_gone AS
 SELECT j.project_id, j.async_job_id, g.gone_at, j.rowid AS job_rowid
 FROM drs.async_jobs AS j
@@ -133,6 +160,7 @@ WHERE NOT j.is_gone
   AND j.status_since < g.gone_at;
 
 -- name: close_gone_intervals
+-- only if: gone
 UPDATE drs.async_job_history AS h
 SET valid_to = g.gone_at
 FROM merge_gone AS g
@@ -141,6 +169,7 @@ WHERE h.project_id = g.project_id
   AND h.valid_to IS NULL;
 
 -- name: mark_gone
+-- only if: gone
 UPDATE drs.async_jobs AS j
 SET is_gone = true, gone_at = g.gone_at
 FROM merge_gone AS g

@@ -14,8 +14,13 @@
 --     history row, or history_of_unknown_jobs would have failed), and gets one job
 --     row and one open interval copied from the same merge_stage row: its
 --     invariants hold unless its key came twice (new_job_twice).
+--
+-- When no job was touched (the `touched` flag of merge.sql's work row), the copies
+-- and checks.sql are skipped together: copies left by a previous merge would
+-- otherwise be checked again.
 
 -- name: touched
+-- only if: touched
 CREATE OR REPLACE TEMP TABLE merge_touched AS
 SELECT project_id, async_job_id, job_rowid FROM merge_stage
 WHERE NOT is_new AND NOT is_stale AND (is_changed OR was_gone)
@@ -23,11 +28,13 @@ UNION
 SELECT project_id, async_job_id, job_rowid FROM merge_gone;
 
 -- name: touched_jobs
+-- only if: touched
 -- By rowid (see merge.sql's stage): cheaper than joining on the two strings again.
 CREATE OR REPLACE TEMP TABLE merge_touched_jobs AS
 SELECT * FROM drs.async_jobs WHERE rowid IN (SELECT job_rowid FROM merge_touched);
 
 -- name: touched_history
+-- only if: touched
 CREATE OR REPLACE TEMP TABLE merge_touched_history AS
 SELECT * FROM drs.async_job_history SEMI JOIN merge_touched USING (project_id, async_job_id);
 

@@ -113,6 +113,25 @@ MERGE_CHECK_QUERIES = {
 assert {name for name, _ in INVARIANT_QUERIES} <= MERGE_CHECK_QUERIES
 
 
+def _only_if(statements: list[tuple[str, str]]) -> dict[str, str]:
+    """Each step's ``-- only if: <flag>``: a column of merge.sql's ``work`` row."""
+    flags = {}
+    for name, sql in statements:
+        marker = re.search(r"^-- only if: (\w+)\s*$", sql, flags=re.MULTILINE)
+        if marker:
+            flags[name] = marker.group(1)
+    return flags
+
+
+# The steps to skip when their flag is false. checks.sql runs over the copies of
+# the touched jobs, so it is skipped with them.
+ONLY_IF = {
+    **_only_if(MERGE_STATEMENTS),
+    **_only_if(_MERGE_CHECKS),
+    **{name: "touched" for name, _ in INVARIANT_QUERIES},
+}
+
+
 def _rejected(syncs: Sequence[ProjectSync]) -> pd.DataFrame:
     """The batch's rejected records with their sync and project (usually none at all)."""
     frames = [
@@ -344,14 +363,14 @@ class Warehouse:
         try:
             con.execute("BEGIN TRANSACTION")
             try:
-                counts = self._merge()
+                counts, work = self._merge()
                 con.execute(
                     "INSERT INTO drs.rejected_records "
                     "SELECT sync_id, project_id, record, reason FROM rejected_batch"
                 )
                 # Validate before committing: a check after the fact could only
                 # report the damage, not undo it.
-                broken = self._violations()
+                broken = self._violations(work)
                 if broken:
                     raise HistoryInvariantError(
                         f"merge of project(s) {', '.join(project_ids)} rolled back, it would "
@@ -385,22 +404,34 @@ class Warehouse:
         """Record a run that wrote nothing else (a failed project)."""
         self._insert_runs([run])
 
-    def _merge(self) -> dict[str, MergeCounts]:
+    def _merge(self) -> tuple[dict[str, MergeCounts], dict[str, bool]]:
+        """Run merge.sql; returns the counts per project, and its ``work`` flags."""
         rows: list[tuple[Any, ...]] = []
-        for _name, statement in MERGE_STATEMENTS:
+        work: dict[str, bool] = {}
+        for name, statement in MERGE_STATEMENTS:
+            if not _needed(name, work):
+                continue
+            result = self._connection.execute(statement)
             # Fetch every result: DuckDB 2 refuses new work while one is pending.
-            rows = self._connection.execute(statement).fetchall()
+            rows = result.fetchall()
+            if name == "work":
+                columns = [column[0] for column in result.description or ()]
+                work = {column: bool(flag) for column, flag in zip(columns, rows[0], strict=True)}
         # merge.sql ends with the counts query, one row per project of the batch.
-        return {
+        counts = {
             str(project_id): MergeCounts(int(new), int(changed), int(gone))
             for project_id, new, changed, gone in rows
         }
+        log.debug("merge steps skipped: %s", [name for name in ONLY_IF if not _needed(name, work)])
+        return counts, work
 
-    def _violations(self) -> dict[str, pd.DataFrame]:
+    def _violations(self, work: dict[str, bool]) -> dict[str, pd.DataFrame]:
         """The history's invariants for the jobs this merge wrote (merge_checks.sql)."""
         con = self._connection
         broken: dict[str, pd.DataFrame] = {}
         for name, statement in MERGE_CHECK_STATEMENTS:
+            if not _needed(name, work):
+                continue
             # checks.sql's queries take a project (None: all), here all of the copies.
             params = {"project_id": None} if "$project_id" in statement else {}
             rows = con.execute(statement, params).df()
@@ -418,6 +449,13 @@ class Warehouse:
             f"VALUES {', '.join([row] * len(runs))}",
             [getattr(run, column) for run in runs for column in columns],
         )
+
+
+def _needed(step: str, work: dict[str, bool]) -> bool:
+    """Whether a merge step has anything to do, given the ``work`` flags of the batch."""
+    flag = ONLY_IF.get(step)
+    # A flag the work row lacks is a bug in merge.sql: KeyError, not a silent skip.
+    return flag is None or work[flag]
 
 
 @contextmanager
