@@ -196,8 +196,8 @@ def run_sync(
             with suppress(Exception):
                 (await opening).close()
             raise
-        with await opening as warehouse:
-            async with client:
+        async with client:
+            with await opening as warehouse:
                 return await sync_projects(
                     settings.projects, client, warehouse, clock=clock, targets=targets
                 )

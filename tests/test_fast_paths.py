@@ -4,6 +4,8 @@
   checks, and that it steps aside on every kind of doubt;
 * merging projects in one batch against merging them one by one, the merge's
   own pre-commit check, and the writer isolating a project that fails;
+* the merge's steps with nothing to do skipped, against running every step;
+* checkpoints without a vacuum until small row groups pile up;
 * the request slots handed out by project rank;
 * the simulator's page cache, which the benchmark turns on.
 """
