@@ -54,9 +54,10 @@ SELECT
     coalesce(bool_or(NOT is_stale AND was_gone), false) AS came_back,
     coalesce(bool_or(NOT is_stale AND details_changed), false) AS details_changed,
     (SELECT count(*) > 0 FROM confirmed_gone) AS gone,
-    -- merge_checks.sql: the jobs whose rows are copied out and checked.
-    coalesce(bool_or(NOT is_new AND NOT is_stale AND (is_changed OR was_gone)), false)
-        OR (SELECT count(*) > 0 FROM confirmed_gone) AS touched
+    -- merge_checks.sql: the jobs whose rows are copied out and checked. (DuckDB lets
+    -- a select list name an earlier alias, but not one whose expression has a
+    -- subquery: hence gone's subquery again.)
+    changed_or_back OR (SELECT count(*) > 0 FROM confirmed_gone) AS touched
 FROM merge_stage;
 
 -- name: close_changed_intervals
