@@ -71,6 +71,11 @@ DEFAULT_STUCK_AFTER_MINUTES = {
     "AUTO_PARAM_VALIDATE_SUCCESS": 24 * 60,
 }
 DEFAULT_FRESHNESS_MINUTES = 15
+DEFAULT_MAX_GONE_SHARE = 0.2
+DEFAULT_MAX_ABSENCE_CHECKS = 100
+DEFAULT_MAX_JOBS_PER_PROJECT = 10_000_000
+DEFAULT_REQUEST_TIMEOUT_S = 60.0
+DEFAULT_SYNC_TIMEOUT_S = 1800.0
 
 
 class ConfigError(ValueError):
@@ -176,6 +181,16 @@ class Settings:
     )
     # The history is stale when a project has had no ok sync for this long.
     freshness_minutes: float = DEFAULT_FRESHNESS_MINUTES
+    # Answers that must not be believed (docs/configuration.md): more than this share
+    # of a project's present jobs missing from a listing marks nothing gone ...
+    max_gone_share: float = DEFAULT_MAX_GONE_SHARE
+    # ... and at most this many missing jobs are asked for by id per project and sync.
+    max_absence_checks: int = DEFAULT_MAX_ABSENCE_CHECKS
+    # A project the API says is larger fails: nothing plans or holds more.
+    max_jobs_per_project: int = DEFAULT_MAX_JOBS_PER_PROJECT
+    # Deadlines of one request (send to last byte) and of a whole sync.
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
+    sync_timeout_s: float = DEFAULT_SYNC_TIMEOUT_S
     source: str = "<embedded simulator>"
     simulator: SimulatorSettings | None = None
 
@@ -265,6 +280,11 @@ TOP_LEVEL_KEYS = {
     "schedule",
     "stuck_after_minutes",
     "freshness_minutes",
+    "max_gone_share",
+    "max_absence_checks",
+    "max_jobs_per_project",
+    "request_timeout_s",
+    "sync_timeout_s",
 }
 
 
@@ -298,6 +318,27 @@ def parse_settings(document: object, source: str, env: Mapping[str, str]) -> Set
         stuck_after_minutes=_parse_stuck_after(top.get("stuck_after_minutes"), source),
         freshness_minutes=_minutes(
             top.get("freshness_minutes", DEFAULT_FRESHNESS_MINUTES), source, "freshness_minutes"
+        ),
+        max_gone_share=_share(top.get("max_gone_share", DEFAULT_MAX_GONE_SHARE), source),
+        max_absence_checks=_integer(
+            top.get("max_absence_checks", DEFAULT_MAX_ABSENCE_CHECKS),
+            source,
+            "max_absence_checks",
+            0,
+            100_000,
+        ),
+        max_jobs_per_project=_integer(
+            top.get("max_jobs_per_project", DEFAULT_MAX_JOBS_PER_PROJECT),
+            source,
+            "max_jobs_per_project",
+            1,
+            1_000_000_000,
+        ),
+        request_timeout_s=_seconds(
+            top.get("request_timeout_s", DEFAULT_REQUEST_TIMEOUT_S), source, "request_timeout_s"
+        ),
+        sync_timeout_s=_seconds(
+            top.get("sync_timeout_s", DEFAULT_SYNC_TIMEOUT_S), source, "sync_timeout_s"
         ),
         source=source,
     )
@@ -347,6 +388,18 @@ def _parse_stuck_after(value: object, source: str) -> dict[str, float]:
             raise ConfigError(source, key, "must be a status name like ASYNC_JOB_VALIDATING")
         thresholds[status] = _minutes(minutes, source, key)
     return thresholds
+
+
+def _share(value: object, source: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ConfigError(source, "max_gone_share", "must be a number from 0 to 1, like 0.2")
+    return float(value)
+
+
+def _seconds(value: object, source: str, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 86_400:
+        raise ConfigError(source, key, "must be a positive number of seconds, at most 86400")
+    return float(value)
 
 
 def _minutes(value: object, source: str, key: str) -> float:

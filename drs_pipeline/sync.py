@@ -31,10 +31,10 @@ from drs_pipeline.config import (
     Settings,
     TokenAuthSettings,
 )
+from drs_pipeline.drs.absence import confirm_absent
 from drs_pipeline.drs.auth import TokenAuth
 from drs_pipeline.drs.client import (
     DrsClient,
-    Listing,
     Page,
     PagingPolicy,
     ProjectTarget,
@@ -42,6 +42,7 @@ from drs_pipeline.drs.client import (
 )
 from drs_pipeline.drs.errors import DrsError
 from drs_pipeline.drs.iam import IamAccount, IamTokenAuth, IamTokenCache
+from drs_pipeline.drs.listing import Listing, list_again, list_project
 from drs_pipeline.drs.retry import RetryPolicy
 from drs_pipeline.drs.signing import AkSkAuth, AkSkCredentials
 from drs_pipeline.warehouse.normalize import (
@@ -55,6 +56,21 @@ from drs_pipeline.warehouse.writer import BatchingWriter
 log = logging.getLogger(__name__)
 
 OK, INCOMPLETE, FAILED = "ok", "incomplete", "failed"
+
+
+@dataclass(frozen=True)
+class TrustPolicy:
+    """How much of a listing's word is taken before jobs are marked gone."""
+
+    # More than this share of a project's present jobs missing marks nothing gone.
+    max_gone_share: float = 0.2
+    # Missing jobs asked for by id per project and sync; past it, the project is
+    # incomplete and the rest wait for the next syncs.
+    max_absence_checks: int = 100
+
+    @classmethod
+    def of(cls, settings: Settings) -> TrustPolicy:
+        return cls(settings.max_gone_share, settings.max_absence_checks)
 
 
 @dataclass(frozen=True)
@@ -104,11 +120,16 @@ def build_client(
     if transport is None and settings.simulator is not None:
         transport = embedded_simulator_transport(settings)
     return DrsClient(
-        paging=paging or PagingPolicy(page_size=settings.page_size),
+        paging=paging
+        or PagingPolicy(
+            page_size=settings.page_size, max_jobs_per_project=settings.max_jobs_per_project
+        ),
         retry=retry,
         max_concurrency=settings.max_concurrency,
         language=settings.language,
         transport=transport,
+        request_timeout_s=settings.request_timeout_s,
+        sync_timeout_s=settings.sync_timeout_s,
         clock=clock,
     )
 
@@ -199,7 +220,12 @@ def run_sync(
         async with client:
             with await opening as warehouse:
                 return await sync_projects(
-                    settings.projects, client, warehouse, clock=clock, targets=targets
+                    settings.projects,
+                    client,
+                    warehouse,
+                    clock=clock,
+                    targets=targets,
+                    trust=TrustPolicy.of(settings),
                 )
 
     with bulk_allocation():
@@ -213,9 +239,11 @@ async def sync_projects(
     *,
     clock: Callable[[], datetime] = utc_now,
     targets: Mapping[str, ProjectTarget] | None = None,
+    trust: TrustPolicy | None = None,
 ) -> SyncReport:
     """``targets``: each project's endpoint and auth (``project_targets``); a project
     without one is requested with the client's own auth."""
+    trust = trust or TrustPolicy()
     started_at = clock()
     sync_id = new_sync_id(started_at)
     writer = BatchingWriter(
@@ -224,7 +252,7 @@ async def sync_projects(
         history_jobs=await asyncio.to_thread(warehouse.job_rows),
     )
     # As of this sync's start; a project's rows change only by its own merge, later.
-    with_present_jobs = await asyncio.to_thread(warehouse.projects_with_present_jobs)
+    present_jobs = await asyncio.to_thread(warehouse.present_job_counts)
     done = 0
 
     async def one(project: ProjectSettings) -> ProjectResult:
@@ -240,7 +268,8 @@ async def sync_projects(
                 client,
                 writer,
                 clock,
-                has_present_jobs=project.project_id in with_present_jobs,
+                present_jobs=present_jobs.get(project.project_id, 0),
+                trust=trust,
             )
         finally:
             # Landed or not, this project will queue nothing more for the writer.
@@ -310,41 +339,37 @@ async def _sync_project(
     writer: BatchingWriter,
     clock: Callable[[], datetime],
     *,
-    has_present_jobs: bool,
+    present_jobs: int,
+    trust: TrustPolicy,
 ) -> ProjectResult:
-    """``has_present_jobs``: whether the history holds a job of this project that is
-    not gone; without one, no job can have left, and the look-up is skipped (a
+    """``present_jobs``: how many of this project's jobs the history holds as not
+    gone; without any, no job can have left, and the look-up is skipped (a
     project's first sync)."""
     started_at = clock()
-    pages = 0
+    listing: Listing | None = None
+
+    def requests() -> int:
+        return client.requests_by_project[project.project_id]
+
     try:
-        listing = await client.list_project(target)
-        pages = len(listing.pages)
+        listing = await list_project(client, target)
         observations = list(listing.pages)
         normalized = await _normalize(observations, project)
         outcome, error = OK, None
         confirmed_gone: frozenset[str] = frozenset()
-        if not listing.settled:
+        if not listing.complete:
             # What was seen still lands; nothing is marked gone on a partial view.
-            outcome, error = INCOMPLETE, f"listing did not settle: {listing.unsettled_reason}"
-        elif has_present_jobs:
-            # As last committed: nothing but this project's own merge, later, changes
-            # its rows. Read now rather than before listing, so that only the projects
-            # in progress hold theirs in memory.
-            missing = await asyncio.to_thread(
-                writer.warehouse.missing_job_ids, project.project_id, _seen_ids(listing, normalized)
+            outcome, error = INCOMPLETE, f"listing incomplete: {listing.incomplete_reason}"
+        elif present_jobs:
+            settled = await _settle_missing(
+                project, target, client, writer, listing, normalized, present_jobs, trust
             )
-            if missing:
-                try:
-                    absence = await client.confirm_absent(target, missing)
-                except DrsError as exc:
-                    outcome, error = INCOMPLETE, f"could not confirm missing jobs: {exc}"
-                else:
-                    confirmed_gone = absence.gone
-                    if absence.found:
-                        observations += absence.found
-                        pages += len(absence.found)
-                        normalized = await _normalize(observations, project)
+            confirmed_gone, error = settled.gone, settled.doubt
+            outcome = OK if error is None else INCOMPLETE
+            if settled.observations or len(listing.pages) != len(observations):
+                # Listed again, or found by id: every observation counts.
+                observations = list(listing.pages) + settled.observations
+                normalized = await _normalize(observations, project)
         run = SyncRunRow(
             sync_id=sync_id,
             project_id=project.project_id,
@@ -352,9 +377,10 @@ async def _sync_project(
             finished_at=clock(),
             outcome=outcome,
             error=error,
-            pages=pages,
+            pages=len(listing.pages),
             jobs_seen=len(normalized.jobs),
             total_count=listing.total_count,
+            requests=requests(),
         )
         gone_at = clock()
         recorded = await writer.merge(ProjectSync(run, normalized, confirmed_gone, gone_at))
@@ -366,7 +392,8 @@ async def _sync_project(
             writer,
             started_at,
             clock,
-            pages,
+            len(listing.pages) if listing else 0,
+            requests(),
             str(exc),
             error_code=exc.error_code,
             request_id=exc.request_id,
@@ -376,8 +403,84 @@ async def _sync_project(
         # stop the others; it is recorded and logged with its traceback.
         log.exception("project %s failed unexpectedly", project.project_id)
         return await _record_failure(
-            sync_id, project, writer, started_at, clock, pages, f"{type(exc).__name__}: {exc}"
+            sync_id,
+            project,
+            writer,
+            started_at,
+            clock,
+            len(listing.pages) if listing else 0,
+            requests(),
+            f"{type(exc).__name__}: {exc}",
         )
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What became of the known jobs a complete listing lacked."""
+
+    gone: frozenset[str]
+    # By-id answers that showed a job after all.
+    observations: list[Page]
+    # Why the project is incomplete after all, if it is.
+    doubt: str | None
+
+
+async def _settle_missing(
+    project: ProjectSettings,
+    target: ProjectTarget,
+    client: DrsClient,
+    writer: BatchingWriter,
+    listing: Listing,
+    normalized: Normalized,
+    present_jobs: int,
+    trust: TrustPolicy,
+) -> Settled:
+    """Which present jobs the listing lacked are really gone: asked by id, within
+    bounds, and only when the listing does not contradict the history wholesale."""
+
+    async def missing_now() -> set[str]:
+        # As last committed: nothing but this project's own merge, later, changes
+        # its rows. Read now rather than before listing, so that only the projects
+        # in progress hold theirs in memory.
+        seen = _seen_ids(listing, normalized)
+        return await asyncio.to_thread(writer.warehouse.missing_job_ids, project.project_id, seen)
+
+    # At least one job may always leave: a project of three jobs loses a third of
+    # them when one goes.
+    allowed = max(1.0, trust.max_gone_share * present_jobs)
+    missing = await missing_now()
+    if not missing:
+        return Settled(frozenset(), [], None)
+    if len(missing) > allowed:
+        # A listing far shorter than the history (an empty answer, a short one) is
+        # a glitch until a second listing says the same.
+        log.warning(
+            "project %s: %d of its %d present jobs were not listed; listing it again",
+            project.project_id,
+            len(missing),
+            present_jobs,
+        )
+        await list_again(client, target, listing)
+        normalized = await _normalize(list(listing.pages), project)
+        missing = await missing_now() if listing.complete else missing
+        if not listing.complete or len(missing) > allowed:
+            return Settled(
+                frozenset(),
+                [],
+                f"{len(missing)} of the {present_jobs} present jobs "
+                f"({len(missing) / present_jobs:.0%}) were missing from two listings, more "
+                f"than max_gone_share ({trust.max_gone_share:g}): nothing marked gone; if "
+                "they really left, raise max_gone_share for one sync",
+            )
+    checked = sorted(missing)[: trust.max_absence_checks]
+    absence = await confirm_absent(client, target, checked)
+    doubt = absence.inconclusive
+    if doubt is None and len(missing) > len(checked):
+        doubt = (
+            f"{len(missing)} jobs missing from the listing, {len(checked)} asked for by id "
+            f"(max_absence_checks); the rest are asked for by the next syncs"
+        )
+    return Settled(absence.gone, list(absence.found), doubt)
 
 
 async def _record_failure(
@@ -387,6 +490,7 @@ async def _record_failure(
     started_at: datetime,
     clock: Callable[[], datetime],
     pages: int,
+    requests: int,
     error: str,
     *,
     error_code: str | None = None,
@@ -402,6 +506,7 @@ async def _record_failure(
         pages=pages,
         jobs_seen=0,
         total_count=None,
+        requests=requests,
     )
     await writer.call(lambda: writer.warehouse.record_run(run))
     return ProjectResult(

@@ -104,7 +104,9 @@ def write_config(
     *,
     page_size: int = 1000,
     max_concurrency: int = 8,
+    **keys: object,
 ) -> Path:
+    """A drs.yaml for ``simulator``'s projects; ``keys`` are more top-level keys."""
     projects = project_ids if project_ids is not None else simulator.project_ids
     lines = ["projects:"]
     for project_id in projects:
@@ -117,6 +119,7 @@ def write_config(
         "auth: {method: token, token_env: DRS_AUTH_TOKEN}",
         f"page_size: {page_size}",
         f"max_concurrency: {max_concurrency}",
+        *(f"{key}: {value}" for key, value in keys.items()),
     ]
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -126,7 +129,7 @@ def settings_for(
     simulator: Simulator,
     tmp_path: Path,
     project_ids: list[str] | None = None,
-    **options: int,
+    **options: object,
 ) -> Settings:
     config = write_config(tmp_path / "drs.yaml", simulator, project_ids, **options)
     return load_settings_file(config, {"DRS_AUTH_TOKEN": simulator.token})

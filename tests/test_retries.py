@@ -16,8 +16,9 @@ import pytest
 
 from drs_pipeline.config import Secret
 from drs_pipeline.drs.auth import TokenAuth
-from drs_pipeline.drs.client import DrsClient, Listing, PagingPolicy, ProjectTarget
+from drs_pipeline.drs.client import DrsClient, PagingPolicy, ProjectTarget
 from drs_pipeline.drs.errors import DrsApiError, DrsError, DrsResponseError, DrsTransportError
+from drs_pipeline.drs.listing import Listing, list_project
 from drs_pipeline.drs.retry import RetryPolicy
 from drs_pipeline.simulator import ScriptedFault
 
@@ -56,7 +57,7 @@ def list_with(
             sleep=sleep,
             timeout=httpx.Timeout(timeout),
         ) as client:
-            return await client.list_project(ProjectTarget(project_id, simulator.url))
+            return await list_project(client, ProjectTarget(project_id, simulator.url))
 
     try:
         return asyncio.run(main()), sleep
@@ -66,7 +67,7 @@ def list_with(
 
 def assert_complete(outcome: Listing | DrsError) -> None:
     assert isinstance(outcome, Listing), f"listing failed: {outcome}"
-    assert outcome.settled and len(outcome.seen_ids()) == 5
+    assert outcome.complete and len(outcome.seen_ids()) == 5
 
 
 @pytest.mark.parametrize(
@@ -186,7 +187,11 @@ def test_transport_error_when_nothing_listens(tmp_path: Path) -> None:
                 ProjectTarget("a" * 32, "http://127.0.0.1:9"), offset=0, limit=10
             )
 
-    with pytest.raises(DrsTransportError, match=r"project a{32}, page offset 0: transport error"):
+    with pytest.raises(
+        DrsTransportError,
+        match=r"project a{32}, page offset 0: "
+        r"could not connect to http://127\.0\.0\.1:9 \(ConnectError",
+    ):
         asyncio.run(main())
     assert len(sleep.delays) == 3
 

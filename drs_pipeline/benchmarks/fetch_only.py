@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import httpx
 import orjson
 
-from drs_pipeline.drs.client import planned_offsets
 from drs_pipeline.drs.statuses import LIST_PATH_TEMPLATE
 
 
@@ -67,7 +66,8 @@ async def fetch_all(
             total, first = await page(project_id, 0)
             sizes = [first]
             if first == page_size:
-                planned = planned_offsets(total, page_size)
+                # Every page the count implies, and the look for more after a full last one.
+                planned = range(page_size, (total // page_size + 1) * page_size, page_size)
                 done = await asyncio.gather(*(page(project_id, offset) for offset in planned))
                 sizes += [size for _, size in done]
             while sizes[-1] == page_size:

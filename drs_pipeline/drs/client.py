@@ -1,34 +1,23 @@
-"""The DRS batch-async-jobs client: every page of a project, with retries.
+"""The DRS batch-async-jobs client: one request, retried, bounded in time.
 
-Offset paging over a list that moves is not a snapshot (drs-api.md, last
-section), so a listing here is a small protocol, not a loop:
-
-1. Page 0 gives ``total_count``; the other pages it implies are fetched
-   concurrently (``max_concurrency`` requests in flight across all projects).
-   Pages are asked for oldest first (``sort_dir=asc``): a job created during the
-   listing then lands on the last page instead of shifting every later offset.
-2. ``total_count`` is not trusted alone: while the last page is full, the next
-   offset is fetched too, and an empty page ends the listing.
-3. A pass *settles* when every page of it reported the same ``total_count`` and
-   the distinct ids it collected equal that count. Otherwise the project is
-   listed again, up to ``max_listing_attempts`` passes; observations of all
-   passes are kept (the newest per job wins later, in normalization).
-4. Even a settled pass can miss a live job (one vanished, one arrived, the
-   count still matches), so a job is only declared gone after the API,
-   asked for it by id, says it does not exist (``confirm_absent``).
+``DrsClient`` sends the list endpoint's requests: each one authenticated per
+project, retried per the ``RetryPolicy``, held to a per-request deadline and to
+the sync's own deadline, and counted per project. How a whole project is listed
+(paging, passes, narrowing) is ``drs.listing``; asking for jobs by id is
+``drs.absence``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-import operator
 import random
-from collections.abc import Awaitable, Callable, Iterable
+import reprlib
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import orjson
@@ -36,7 +25,9 @@ import orjson
 from drs_pipeline.drs.auth import CredentialAuth
 from drs_pipeline.drs.errors import (
     DrsApiError,
+    DrsApiNotServedError,
     DrsCertificateError,
+    DrsDeadlineError,
     DrsError,
     DrsResponseError,
     DrsTransportError,
@@ -54,7 +45,9 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
-T = TypeVar("T")
+
+# The documented list filters, in the order a listing is narrowed by them.
+LIST_FILTERS = ("status", "domain_name", "user_name")
 
 
 def utc_now() -> datetime:
@@ -63,11 +56,14 @@ def utc_now() -> datetime:
 
 @dataclass(frozen=True)
 class PagingPolicy:
+    """How a project is listed (``drs.listing``)."""
+
+    # Rows asked for per page; a server may serve fewer (its own cap), see listing.py.
     page_size: int = 1000
-    # Passes over one project before a listing that keeps moving is declared incomplete.
+    # Passes over one listing before it is narrowed, then declared incomplete.
     max_listing_attempts: int = 3
-    # A server that never returns a short page must not keep us paging forever.
-    max_pages_per_pass: int = 100_000
+    # A project the API says is larger is refused: no plan, and no memory, for it.
+    max_jobs_per_project: int = 10_000_000
     # Oldest first by default: a job created mid-listing then lands on the last page
     # instead of shifting every later offset (under desc each arrival repeats a row on
     # the next page). Both are handled; "desc" exists so tests can prove it.
@@ -83,37 +79,10 @@ class Page:
     jobs: list[Any]
     fetched_at: datetime
     request_id: str | None
-
-
-@dataclass
-class Listing:
-    """Everything seen of one project in one sync."""
-
-    project_id: str
-    pages: list[Page] = field(default_factory=list)
-    passes: int = 0
-    settled: bool = False
-    total_count: int = 0
-    # Why the listing did not settle, for the sync report.
-    unsettled_reason: str | None = None
-
-    def seen_ids(self) -> set[str]:
-        """Ids of every record seen, malformed ones included (they still exist)."""
-        return {
-            job_id
-            for page in self.pages
-            for record in page.jobs
-            if isinstance(record, dict) and isinstance(job_id := record.get("async_job_id"), str)
-        }
-
-
-@dataclass(frozen=True)
-class Absence:
-    """What asking for each missing job by id found out."""
-
-    gone: frozenset[str]
-    # Responses that showed a job after all; they count as observations.
-    found: tuple[Page, ...]
+    # Rows asked for; a server may serve fewer.
+    limit: int = 0
+    # The list filters it was asked with (status, domain_name, user_name), if any.
+    filters: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -129,7 +98,10 @@ class DrsClient:
     """Reads batch async jobs. One instance per sync; use as an async context manager.
 
     ``auth`` authenticates the requests of targets that carry none of their own
-    (``ProjectTarget.auth``).
+    (``ProjectTarget.auth``). ``request_timeout_s`` bounds each request from its
+    send to its last byte (httpx's timeouts bound each read, so a server that
+    trickles a byte at a time would otherwise hold it for ever); ``sync_timeout_s``
+    bounds every request of the client's life, counted from ``__aenter__``.
     """
 
     def __init__(
@@ -142,6 +114,8 @@ class DrsClient:
         language: str = "en-us",
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: httpx.Timeout | None = None,
+        request_timeout_s: float = 60.0,
+        sync_timeout_s: float | None = None,
         clock: Clock = utc_now,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
@@ -156,6 +130,12 @@ class DrsClient:
         self._slots = PrioritySlots(max_concurrency)
         self._ranks: dict[str, int] = {}
         self._lookahead = max_concurrency
+        # Requests a listing keeps planned at once: enough to fill every slot, few
+        # enough that a huge project costs no memory up front.
+        self.window = 2 * max_concurrency
+        self.request_timeout_s = request_timeout_s
+        self.sync_timeout_s = sync_timeout_s
+        self._deadline: float | None = None
         self._http = httpx.AsyncClient(
             auth=auth,
             transport=transport,
@@ -170,87 +150,20 @@ class DrsClient:
             follow_redirects=False,
         )
         self.requests_sent = 0
+        self.requests_by_project: Counter[str] = Counter()
 
     async def __aenter__(self) -> DrsClient:
+        if self.sync_timeout_s is not None:
+            self._deadline = asyncio.get_running_loop().time() + self.sync_timeout_s
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self._http.aclose()
 
-    # -- listing -----------------------------------------------------------
-
-    async def list_project(
-        self, target: ProjectTarget, on_page: Callable[[Page], None] | None = None
-    ) -> Listing:
-        listing = Listing(project_id=target.project_id)
-        for _ in range(self.paging.max_listing_attempts):
-            listing.passes += 1
-            pages = await self._list_pass(target, on_page)
-            listing.pages.extend(pages)
-            listing.total_count = pages[-1].total_count
-            problem = _unsettled_reason(pages)
-            if problem is None:
-                listing.settled = True
-                listing.unsettled_reason = None
-                break
-            listing.unsettled_reason = problem
-            log.info(
-                "project %s: listing moved during pass %d (%s); listing again",
-                target.project_id,
-                listing.passes,
-                problem,
-            )
-        return listing
-
-    async def _list_pass(
-        self, target: ProjectTarget, on_page: Callable[[Page], None] | None
-    ) -> list[Page]:
-        size = self.paging.page_size
-
-        async def fetch(offset: int) -> Page:
-            page = await self.fetch_page(target, offset=offset, limit=size)
-            log.debug(
-                "project %s: page offset %d: %d jobs of total_count %d",
-                target.project_id,
-                offset,
-                len(page.jobs),
-                page.total_count,
-            )
-            if on_page is not None:
-                on_page(page)
-            return page
-
-        first = await fetch(0)
-        pages = [first]
-        if len(first.jobs) == size:
-            planned = planned_offsets(first.total_count, size)
-            pages += await _all_or_cancel(fetch(offset) for offset in planned)
-        # The count may have grown meanwhile, or may be wrong: keep going while
-        # the last page is full; an empty or short page ends the pass.
-        while len(pages[-1].jobs) == size:
-            if len(pages) >= self.paging.max_pages_per_pass:
-                raise DrsResponseError(
-                    Where(target.project_id, pages[-1].offset),
-                    f"still full pages after {len(pages)} pages; giving up on this listing",
-                )
-            pages.append(await fetch(pages[-1].offset + size))
-        return pages
-
-    async def confirm_absent(self, target: ProjectTarget, job_ids: Iterable[str]) -> Absence:
-        """Ask for each job by id; those the API does not return are gone."""
-        ids = sorted(job_ids)
-        responses = await _all_or_cancel(
-            self.fetch_page(target, offset=0, limit=1, async_job_id=job_id) for job_id in ids
-        )
-        gone: set[str] = set()
-        found: list[Page] = []
-        for job_id, page in zip(ids, responses, strict=True):
-            listed = {r.get("async_job_id") for r in page.jobs if isinstance(r, dict)}
-            if job_id in listed:
-                found.append(page)
-            else:
-                gone.add(job_id)
-        return Absence(gone=frozenset(gone), found=tuple(found))
+    def _time_left(self) -> float | None:
+        if self._deadline is None:
+            return None
+        return self._deadline - asyncio.get_running_loop().time()
 
     # -- one request -------------------------------------------------------
 
@@ -261,9 +174,12 @@ class DrsClient:
         offset: int,
         limit: int,
         async_job_id: str | None = None,
+        filters: Mapping[str, str] | None = None,
     ) -> Page:
         """One page, retried per the policy; raises a DrsError naming where."""
-        where = Where(target.project_id, offset, async_job_id)
+        filter_items = tuple(sorted((filters or {}).items()))
+        described = "&".join(f"{name}={value}" for name, value in filter_items) or None
+        where = Where(target.project_id, offset, async_job_id, described)
         url = target.endpoint + LIST_PATH_TEMPLATE.format(project_id=target.project_id)
         params: dict[str, str | int] = {
             "offset": offset,
@@ -273,16 +189,20 @@ class DrsClient:
         }
         if async_job_id is not None:
             params["async_job_id"] = async_job_id
+        params.update(filter_items)
         waited = 0.0
         attempt = 0
         while True:
             attempt += 1
             try:
-                return await self._send(url, params, where, offset, target.auth)
+                return await self._send(url, params, where, target, filter_items)
             except DrsError as error:
                 error.attempts = attempt
                 delay = self.retry.delay_before_retry(error, attempt, self._rng)
-                if not self.retry.should_retry(error, attempt, waited, delay):
+                left = self._time_left()
+                if not self.retry.should_retry(error, attempt, waited, delay) or (
+                    left is not None and delay >= left
+                ):
                     raise
                 log.warning("%s; retrying in %.2f s", error, delay)
             await self._sleep(delay)
@@ -293,8 +213,8 @@ class DrsClient:
         url: str,
         params: dict[str, str | int],
         where: Where,
-        offset: int,
-        auth: httpx.Auth | None,
+        target: ProjectTarget,
+        filters: tuple[tuple[str, str], ...],
     ) -> Page:
         # Hold a slot only while the request is in flight, not while backing off.
         rank = self._ranks.setdefault(where.project_id, len(self._ranks))
@@ -304,32 +224,60 @@ class DrsClient:
             # comes, and the last projects' chains (first page, the others, the check
             # for more) do not end up alone at the tail with slots to spare.
             rank -= self._lookahead
-        async with self._slots.hold(rank):
-            self.requests_sent += 1
-            # Raised after the except blocks, not inside them: httpx's exception holds the
-            # request, credentials included, and would stay reachable as __context__.
-            failure: DrsError | None = None
-            try:
-                response = await self._http.get(
-                    url, params=params, auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT
-                )
-            except IamError as exc:
-                failure = IamAuthError(where, exc)
-            except httpx.TimeoutException as exc:
-                failure = DrsTransportError(where, f"timed out ({type(exc).__name__})")
-            except httpx.TransportError as exc:
-                refused = certificate_refusal(exc)
-                if refused is not None:
-                    failure = DrsCertificateError(
-                        where, f"TLS certificate of {url} refused ({refused})"
-                    )
-                else:
+        auth = target.auth
+        # Raised after the except blocks, not inside them: httpx's exception holds the
+        # request, credentials included, and would stay reachable as __context__.
+        failure: DrsError | None = None
+        try:
+            # The sync's deadline covers the wait for a slot too.
+            async with asyncio.timeout(self._time_left()), self._slots.hold(rank):
+                self.requests_sent += 1
+                self.requests_by_project[where.project_id] += 1
+                try:
+                    async with asyncio.timeout(self.request_timeout_s):
+                        response = await self._http.get(
+                            url,
+                            params=params,
+                            auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
+                        )
+                except TimeoutError:
                     failure = DrsTransportError(
-                        where, f"transport error ({type(exc).__name__}: {exc})"
+                        where,
+                        f"no complete response from {target.endpoint} within "
+                        f"request_timeout_s ({self.request_timeout_s:g} s)",
                     )
-            if failure is not None:
-                raise failure
-            fetched_at = self._clock()
+                except IamError as exc:
+                    failure = IamAuthError(where, exc)
+                except httpx.TimeoutException as exc:
+                    failure = DrsTransportError(
+                        where, f"timed out ({type(exc).__name__}) waiting for {target.endpoint}"
+                    )
+                except httpx.TransportError as exc:
+                    refused = certificate_refusal(exc)
+                    if refused is not None:
+                        failure = DrsCertificateError(
+                            where, f"TLS certificate of {url} refused ({refused})"
+                        )
+                    else:
+                        # The URL a user has to check, never a credential: the
+                        # endpoint is scheme, host and port.
+                        failure = DrsTransportError(
+                            where,
+                            f"could not connect to {target.endpoint} ({type(exc).__name__}: {exc})"
+                            if isinstance(exc, httpx.ConnectError)
+                            else f"transport error ({type(exc).__name__}: {exc}) "
+                            f"from {target.endpoint}",
+                        )
+                if failure is None:
+                    fetched_at = self._clock()
+        except TimeoutError:
+            failure = DrsDeadlineError(
+                where,
+                f"the sync's deadline passed (sync_timeout_s = {self.sync_timeout_s:g} s) "
+                "before this request was answered",
+            )
+        if failure is not None:
+            raise failure
         # Let the request that waited for this slot go out before this page is read
         # and decoded (a few ms of CPU): when the API's latency is the limit, the slots
         # then wait on the API rather than on us.
@@ -341,30 +289,26 @@ class DrsClient:
             used = auth if auth is not None else self._http.auth
             if error_msg is not None and isinstance(used, CredentialAuth):
                 error_msg = used.redact(error_msg)
-            raise DrsApiError(
-                where,
-                status_code=response.status_code,
-                error_code=error_code,
-                error_msg=error_msg,
-                request_id=request_id,
-                retry_after=response.headers.get("Retry-After"),
-            )
-        return _parse_page(response.content, where, offset, fetched_at, request_id)
-
-
-def planned_offsets(total_count: int, page_size: int) -> range:
-    """The offsets after page 0 that a listing of ``total_count`` jobs asks for at once.
-
-    Every page the count implies, and when the count fills its last page exactly,
-    the offset after it as well: a full last page is always followed by a look for
-    more (the count may have grown), and asked for together with the others that
-    look costs no round trip of its own.
-    """
-    return range(page_size, (total_count // page_size + 1) * page_size, page_size)
+            answer: dict[str, Any] = {
+                "status_code": response.status_code,
+                "error_code": error_code,
+                "error_msg": error_msg,
+                "request_id": request_id,
+                "retry_after": response.headers.get("Retry-After"),
+            }
+            if response.status_code == 404 and error_code == "APIGW.0101":
+                raise DrsApiNotServedError(where, endpoint=target.endpoint, **answer)
+            raise DrsApiError(where, **answer)
+        return _parse_page(response.content, where, params, filters, fetched_at, request_id)
 
 
 def _parse_page(
-    body: bytes, where: Where, offset: int, fetched_at: datetime, request_id: str | None
+    body: bytes,
+    where: Where,
+    params: Mapping[str, str | int],
+    filters: tuple[tuple[str, str], ...],
+    fetched_at: datetime,
+    request_id: str | None,
 ) -> Page:
     def malformed(reason: str) -> DrsResponseError:
         return DrsResponseError(where, f"malformed response body: {reason}", request_id=request_id)
@@ -377,73 +321,11 @@ def _parse_page(
         raise malformed(f"expected a JSON object, got {type(document).__name__}")
     total_count = document.get("total_count")
     if isinstance(total_count, bool) or not isinstance(total_count, int) or total_count < 0:
-        raise malformed(f"total_count missing or not a non-negative integer: {total_count!r}")
+        raise malformed(
+            f"total_count missing or not a non-negative integer: {reprlib.repr(total_count)}"
+        )
     jobs = document.get("jobs")
     if not isinstance(jobs, list):
         raise malformed(f"jobs is not a list: {type(jobs).__name__}")
-    return Page(offset, total_count, jobs, fetched_at, request_id)
-
-
-_JOB_ID = operator.itemgetter("async_job_id")
-
-
-def _string_ids(records: list[Any]) -> list[str] | None:
-    """Each record's ``async_job_id`` if every record is an object with a string id."""
-    try:
-        # KeyError for a record without an id, TypeError for one that is no object.
-        ids = list(map(_JOB_ID, records))
-    except (KeyError, TypeError):
-        return None
-    return ids if all(map(isinstance, ids, itertools.repeat(str))) else None
-
-
-def _unsettled_reason(pages: list[Page]) -> str | None:
-    counts = {page.total_count for page in pages}
-    if len(counts) > 1:
-        return f"total_count changed between pages ({min(counts)}..{max(counts)})"
-    # Records without a usable id cannot be told apart: each counts as one job.
-    ids: set[str] = set()
-    anonymous = 0
-    # An id twice within one page is two rows of the API's count (a page is one
-    # snapshot: drift cannot repeat a row inside it). Counted once, a listing with
-    # such a record could never settle, and nothing of its project would ever be
-    # marked gone.
-    repeated = 0
-    for page in pages:
-        page_ids = _string_ids(page.jobs)
-        if page_ids is not None:
-            # Every record an object with a string id, as nearly always: the same
-            # counts from set operations in C rather than a Python loop per record.
-            in_page = set(page_ids)
-            repeated += len(page_ids) - len(in_page)
-            ids |= in_page
-            continue
-        in_page = set()
-        for record in page.jobs:
-            if isinstance(record, dict) and isinstance(job_id := record.get("async_job_id"), str):
-                repeated += job_id in in_page
-                in_page.add(job_id)
-                ids.add(job_id)
-            else:
-                anonymous += 1
-    distinct = len(ids) + anonymous + repeated
-    expected = pages[0].total_count
-    if distinct != expected:
-        return f"{distinct} distinct jobs collected for total_count {expected}"
-    return None
-
-
-async def _all_or_cancel(awaitables: Iterable[Awaitable[T]]) -> list[T]:
-    """``asyncio.gather``, except that the first failure cancels the others.
-
-    A project whose page failed for good is failed: its other pages must not
-    keep retrying (and holding request slots) until the sync ends.
-    """
-    tasks = [asyncio.ensure_future(awaitable) for awaitable in awaitables]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
+    offset, limit = int(params["offset"]), int(params["limit"])
+    return Page(offset, total_count, jobs, fetched_at, request_id, limit, filters)

@@ -22,11 +22,15 @@ class Where:
     project_id: str
     offset: int | None = None
     async_job_id: str | None = None
+    # The list filters of a narrowed listing, as sent: "status=COMMIT_SUCCESS".
+    filters: str | None = None
 
     def describe(self) -> str:
         parts = [f"project {self.project_id}"]
         if self.async_job_id is not None:
             parts.append(f"job {self.async_job_id}")
+        if self.filters:
+            parts.append(f"listing {self.filters}")
         if self.offset is not None:
             parts.append(f"page offset {self.offset}")
         return ", ".join(parts)
@@ -96,6 +100,24 @@ class DrsResponseError(DrsError):
     retryable = True
 
 
+class DrsProtocolError(DrsError):
+    """Answers no sane server gives: a count beyond any plan, a server that ignores
+    ``offset``. Asking again would only repeat them, so the project fails at once."""
+
+
+class DrsApiNotServedError(DrsApiError):
+    """The gateway has no such API at this endpoint (404 APIGW.0101): the region or
+    the endpoint does not serve DRS v5."""
+
+    def __init__(self, where: Where, *, endpoint: str, **answer: Any) -> None:
+        super().__init__(where, **answer)
+        self.message = (
+            f"the DRS v5 API is not served at {endpoint} "
+            f"(HTTP {self.status_code} {self.error_code}: {self.error_msg or 'no such API'}); "
+            "check the project's region and endpoint"
+        )
+
+
 class IamError(Exception):
     """IAM did not issue a token (wrong password, locked user, IAM down).
 
@@ -144,6 +166,13 @@ class DrsTransportError(DrsError):
     """No usable response: connection refused or reset, timeout, a body cut off."""
 
     retryable = True
+
+
+class DrsDeadlineError(DrsTransportError):
+    """The sync's own deadline (``sync_timeout_s``) passed: not retried, since no
+    time is left to retry in."""
+
+    retryable = False
 
 
 class DrsCertificateError(DrsTransportError):

@@ -48,6 +48,9 @@ CREATE TABLE IF NOT EXISTS drs.sync_runs (
     gone_jobs        INTEGER NOT NULL,
     rejected_records INTEGER NOT NULL
 );
+-- Added later: every request sent for the project (pages, look-ups by id,
+-- retries); NULL in rows written before it was counted.
+ALTER TABLE drs.sync_runs ADD COLUMN IF NOT EXISTS requests INTEGER;
 
 -- Records the API returned that could not be read, kept with the reason.
 CREATE TABLE IF NOT EXISTS drs.rejected_records (

@@ -52,6 +52,8 @@ class SyncRunRow:
     pages: int
     jobs_seen: int
     total_count: int | None
+    # Every request sent for the project: pages, look-ups by id, retries.
+    requests: int = 0
     new_jobs: int = 0
     changed_jobs: int = 0
     gone_jobs: int = 0
@@ -284,12 +286,12 @@ class Warehouse:
         ((count,),) = self._connection.execute("SELECT count(*) FROM drs.async_jobs").fetchall()
         return int(count)
 
-    def projects_with_present_jobs(self) -> frozenset[str]:
-        """Projects that have a job not gone, as last committed: only these can miss one."""
+    def present_job_counts(self) -> dict[str, int]:
+        """Jobs not gone per project, as last committed: only these projects can miss one."""
         rows = self._connection.execute(
-            "SELECT DISTINCT project_id FROM drs.async_jobs WHERE NOT is_gone"
+            "SELECT project_id, count(*) FROM drs.async_jobs WHERE NOT is_gone GROUP BY ALL"
         ).fetchall()
-        return frozenset(str(project_id) for (project_id,) in rows)
+        return {str(project_id): int(count) for project_id, count in rows}
 
     def missing_job_ids(self, project_id: str, seen_ids: pd.Series) -> set[str]:
         """Ids of the project's jobs that are not gone, as last committed, and not in

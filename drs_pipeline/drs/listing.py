@@ -1,0 +1,374 @@
+"""Listing one project completely, on any server the DRS documentation allows.
+
+Offset paging over a list that moves, whose ties in ``create_time`` may come back
+in any order, from a server that promises no page size and no true count, is not
+a snapshot. So a listing is a protocol, not a loop (docs: the moving-list record):
+
+1. A *pass* pages the listing. Its first page gives ``total_count`` and the
+   stride the server really serves (fewer rows than asked while more exist: the
+   server's own cap). The other offsets are planned lazily, a window at a time,
+   and fetched concurrently; a full page at the end is followed by a look for
+   more, an empty one ends the plan, a short one in the middle is filled.
+2. Every record of every pass counts: the listing holds the union of what its
+   passes saw (normalization keeps each job's newest observation).
+3. The listing is complete when the distinct ids seen cover the smallest count
+   the last pass reported. Otherwise it is listed again, up to
+   ``max_listing_attempts``.
+4. Passes that keep disagreeing are narrowed instead of repeated: the API's own
+   filters (``status``, then ``domain_name``, then ``user_name``) split the
+   project into smaller listings, each of which a single page, one consistent
+   answer, may hold.
+5. A listing still short lands what it saw and is incomplete, which marks
+   nothing gone. Which known jobs really left is then settled by id
+   (``drs.absence``), never by the listing alone.
+
+Answers no sane server gives fail the project at once (``DrsProtocolError``): a
+count beyond ``max_jobs_per_project``, a server that ignores ``offset``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import math
+import operator
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from drs_pipeline.drs.client import LIST_FILTERS, DrsClient, Page, ProjectTarget
+from drs_pipeline.drs.errors import DrsProtocolError, Where
+
+log = logging.getLogger(__name__)
+
+# Identical pages at other offsets before the server is said to ignore ``offset``:
+# a page of one or two rows can repeat by chance inside a tie group, eight rows in
+# the same order cannot.
+_REPEATED_ROWS_TO_IGNORE_OFFSET = 8
+
+
+@dataclass
+class Tally:
+    """What a set of pages adds up to, for deciding whether they cover a count."""
+
+    ids: set[str] = field(default_factory=set)
+    # Records without a usable id cannot be told apart, so each counts as one job;
+    # an id twice within one page is two rows of the API's count (a page is one
+    # answer: drift cannot repeat a row inside it). Both are the largest of any pass,
+    # since they cannot be matched across passes.
+    anonymous: int = 0
+    repeated: int = 0
+
+    def add_pass(self, pages: Iterable[Page]) -> None:
+        anonymous = repeated = 0
+        for page in pages:
+            page_ids = _string_ids(page.jobs)
+            if page_ids is not None:
+                # Every record an object with a string id, as nearly always: set
+                # operations in C rather than a Python loop per record.
+                in_page = set(page_ids)
+                repeated += len(page_ids) - len(in_page)
+                self.ids |= in_page
+                continue
+            seen_in_page: set[str] = set()
+            for record in page.jobs:
+                job_id = record.get("async_job_id") if isinstance(record, dict) else None
+                if isinstance(job_id, str):
+                    repeated += job_id in seen_in_page
+                    seen_in_page.add(job_id)
+                    self.ids.add(job_id)
+                else:
+                    anonymous += 1
+        self.anonymous = max(self.anonymous, anonymous)
+        self.repeated = max(self.repeated, repeated)
+
+    @property
+    def jobs(self) -> int:
+        return len(self.ids) + self.anonymous + self.repeated
+
+    def covers(self, total_count: int) -> bool:
+        return self.jobs >= total_count
+
+
+@dataclass
+class Listing:
+    """Everything seen of one project in one sync."""
+
+    project_id: str
+    pages: list[Page] = field(default_factory=list)
+    # Unfiltered passes, and the narrowed listings tried.
+    passes: int = 0
+    narrowed: int = 0
+    complete: bool = False
+    # The last count the API reported for the whole project.
+    total_count: int = 0
+    # Why the listing is not complete, for the sync report.
+    incomplete_reason: str | None = None
+    tally: Tally = field(default_factory=Tally)
+
+    def seen_ids(self) -> set[str]:
+        """Ids of every record seen, malformed ones included (they still exist)."""
+        return set(self.tally.ids)
+
+    def add(self, pages: list[Page]) -> None:
+        self.pages.extend(pages)
+        self.tally.add_pass(pages)
+
+
+async def list_project(client: DrsClient, target: ProjectTarget) -> Listing:
+    """Every job of ``target``'s project: passes, then narrowed listings if needed."""
+    listing = Listing(project_id=target.project_id)
+    await list_again(client, target, listing, client.paging.max_listing_attempts)
+    if not listing.complete:
+        await _narrow(client, target, listing)
+    return listing
+
+
+async def list_again(
+    client: DrsClient, target: ProjectTarget, listing: Listing, passes: int = 1
+) -> None:
+    """Up to ``passes`` more unfiltered passes, until the listing is complete."""
+    for _ in range(passes):
+        listing.passes += 1
+        pages = await list_pass(client, target)
+        listing.add(pages)
+        listing.total_count = pages[-1].total_count
+        listing.complete = listing.tally.covers(_count_to_cover(pages))
+        if listing.complete:
+            listing.incomplete_reason = None
+            return
+        listing.incomplete_reason = _shortfall(listing)
+        log.info(
+            "project %s: pass %d: %s; listing again",
+            target.project_id,
+            listing.passes,
+            listing.incomplete_reason,
+        )
+
+
+async def list_pass(
+    client: DrsClient, target: ProjectTarget, filters: Mapping[str, str] | None = None
+) -> list[Page]:
+    """One pass over a listing, in the order its pages arrived."""
+    return await _Pass(client, target, dict(filters or {})).run()
+
+
+class _Pass:
+    """The pages of one pass, planned lazily: at most ``client.window`` in flight."""
+
+    def __init__(self, client: DrsClient, target: ProjectTarget, filters: dict[str, str]) -> None:
+        self.client = client
+        self.target = target
+        self.filters = filters
+        self.max_jobs = client.paging.max_jobs_per_project
+        self.pages: list[Page] = []
+        self.first_ids: list[str] | None = None
+        self.repeats_of_first = 0
+
+    async def fetch(self, offset: int, limit: int) -> Page:
+        page = await self.client.fetch_page(
+            self.target, offset=offset, limit=limit, filters=self.filters
+        )
+        log.debug(
+            "project %s%s: page offset %d: %d jobs of total_count %d",
+            self.target.project_id,
+            f" ({self.filters})" if self.filters else "",
+            offset,
+            len(page.jobs),
+            page.total_count,
+        )
+        return page
+
+    async def run(self) -> list[Page]:
+        size = self.client.paging.page_size
+        first = await self.fetch(0, size)
+        self.accept(first)
+        served = len(first.jobs)
+        # Fewer rows than asked while the count says more exist: the server's own cap.
+        stride = served if 0 < served < size and first.total_count > served else size
+        if stride != size:
+            log.info(
+                "project %s: the server serves %d rows a page (asked for %d); paging by %d",
+                self.target.project_id,
+                stride,
+                size,
+                stride,
+            )
+        # Offsets below ``end`` are planned; a full page at offset end - stride is
+        # followed by a look for more (the count may have grown, or be wrong).
+        end = _plan_end(first, stride)
+        next_offset = stride
+        stop_at = math.inf  # an empty page came back here: the list ends before it
+        gaps: list[tuple[int, int]] = []
+        pending: set[asyncio.Task[Page]] = set()
+        try:
+            while True:
+                while len(pending) < self.client.window:
+                    if gaps:
+                        offset, limit = gaps.pop()
+                    elif next_offset < min(end, stop_at):
+                        offset, limit = next_offset, stride
+                        next_offset += stride
+                    else:
+                        break
+                    if offset > self.max_jobs:
+                        raise self.refused(offset, f"still more rows past {self.max_jobs} jobs")
+                    pending.add(asyncio.ensure_future(self.fetch(offset, limit)))
+                if not pending:
+                    return self.pages
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    page = task.result()
+                    self.accept(page)
+                    served = len(page.jobs)
+                    end = max(end, _plan_end(page, stride))
+                    if served == 0:
+                        stop_at = min(stop_at, page.offset)
+                    elif served < page.limit and page.offset + served < page.total_count:
+                        # A short page in the middle: the rows after it are asked for again.
+                        gaps.append((page.offset + served, page.limit - served))
+                    elif served == page.limit and page.offset + served >= end:
+                        end = page.offset + served + 1
+        finally:
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    def accept(self, page: Page) -> None:
+        """Keep ``page``, refusing what no sane server answers."""
+        if page.total_count > self.max_jobs:
+            raise self.refused(
+                page.offset,
+                f"total_count {page.total_count} is more than max_jobs_per_project "
+                f"({self.max_jobs}): refusing to list it",
+                page.request_id,
+            )
+        ids = _string_ids(page.jobs)
+        if self.first_ids is None:
+            self.first_ids = ids if ids else []
+        elif ids and page.offset > 0 and ids == self.first_ids:
+            self.repeats_of_first += 1
+            needed = math.ceil(_REPEATED_ROWS_TO_IGNORE_OFFSET / len(ids))
+            if self.repeats_of_first >= needed:
+                raise self.refused(
+                    page.offset,
+                    f"the server ignores offset: this page repeats the {len(ids)} jobs of offset 0",
+                    page.request_id,
+                )
+        self.pages.append(page)
+
+    def refused(self, offset: int, message: str, request_id: str | None = None) -> Exception:
+        described = "&".join(f"{k}={v}" for k, v in sorted(self.filters.items())) or None
+        where = Where(self.target.project_id, offset, None, described)
+        return DrsProtocolError(where, message, request_id=request_id)
+
+
+def _count_to_cover(pages: list[Page]) -> int:
+    """The count a pass must cover: the smallest it reported. Jobs that arrived
+    during the pass (the larger counts) are not known to the history, so missing
+    them loses nothing (the next sync lands them); jobs that left during it were
+    seen before they left, or are not missed."""
+    return min(page.total_count for page in pages)
+
+
+def _plan_end(page: Page, stride: int) -> int:
+    """The offset the pages a count implies end before: every page of ``total_count``
+    and, when the count fills its last page exactly, the look for more after it
+    (asked for with the others, it costs no round trip of its own)."""
+    return (page.total_count // stride + 1) * stride
+
+
+# -- narrowing --------------------------------------------------------------------------
+
+
+async def _narrow(client: DrsClient, target: ProjectTarget, listing: Listing) -> None:
+    """Split a listing that passes could not complete by the API's own filters."""
+    log.info(
+        "project %s: %s after %d passes; narrowing the listing by %s",
+        target.project_id,
+        listing.incomplete_reason,
+        listing.passes,
+        ", ".join(LIST_FILTERS),
+    )
+    await _narrow_level(client, target, listing, {}, 0)
+    # Then the whole listing once more: its count is the one to cover now (the
+    # narrowed listings took time, and the list moves), and it adds what it sees.
+    await list_again(client, target, listing, 1)
+
+
+async def _narrow_level(
+    client: DrsClient,
+    target: ProjectTarget,
+    listing: Listing,
+    parent: dict[str, str],
+    depth: int,
+) -> None:
+    for level in range(depth, len(LIST_FILTERS)):
+        name = LIST_FILTERS[level]
+        values = _values_seen(listing.pages, name, parent)
+        # One value splits nothing: the same listing again. Try the next filter.
+        if len(values) < 2:
+            continue
+        results = await asyncio.gather(
+            *(_complete_sublisting(client, target, listing, {**parent, name: v}) for v in values)
+        )
+        if level + 1 < len(LIST_FILTERS):
+            for value, complete in zip(values, results, strict=True):
+                if not complete:
+                    await _narrow_level(client, target, listing, {**parent, name: value}, level + 1)
+        return
+
+
+async def _complete_sublisting(
+    client: DrsClient, target: ProjectTarget, listing: Listing, filters: dict[str, str]
+) -> bool:
+    """Passes over one narrowed listing until its ids cover its count."""
+    tally = Tally()
+    for _ in range(client.paging.max_listing_attempts):
+        listing.narrowed += 1
+        pages = await list_pass(client, target, filters)
+        listing.add(pages)
+        tally.add_pass(pages)
+        if tally.covers(_count_to_cover(pages)):
+            return True
+    return False
+
+
+def _values_seen(pages: list[Page], name: str, parent: Mapping[str, str]) -> list[str]:
+    """The values of field ``name`` among the records seen that match ``parent``."""
+    values: set[str] = set()
+    for page in pages:
+        for record in page.jobs:
+            if not isinstance(record, dict):
+                continue
+            value = record.get(name)
+            if isinstance(value, str) and value and _matches(record, parent):
+                values.add(value)
+    return sorted(values)
+
+
+def _matches(record: dict[str, Any], filters: Mapping[str, str]) -> bool:
+    return all(record.get(name) == value for name, value in filters.items())
+
+
+def _shortfall(listing: Listing) -> str:
+    return (
+        f"{listing.tally.jobs} distinct jobs seen in {listing.passes} passes"
+        + (f" and {listing.narrowed} narrowed listings" if listing.narrowed else "")
+        + f", for total_count {listing.total_count}"
+    )
+
+
+_JOB_ID = operator.itemgetter("async_job_id")
+
+
+def _string_ids(records: list[Any]) -> list[str] | None:
+    """Each record's ``async_job_id`` if every record is an object with a string id."""
+    try:
+        # KeyError for a record without an id, TypeError for one that is no object.
+        ids = list(map(_JOB_ID, records))
+    except (KeyError, TypeError):
+        return None
+    return ids if all(map(isinstance, ids, itertools.repeat(str))) else None

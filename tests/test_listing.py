@@ -1,0 +1,308 @@
+"""The listing protocol (``drs.listing``) and the by-id proof (``drs.absence``), unit tests.
+
+The transport is faked (httpx.MockTransport) by ``FakeApi``, a few lines that
+serve a list of jobs the ways the documentation allows a server to: capping
+pages, shuffling ties, lying about its count, ignoring a parameter. The same
+behaviours of the simulator are tested over HTTP in
+tests/reliability/test_untrusted_server.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import httpx
+import orjson
+import pytest
+
+from drs_pipeline.drs.absence import Absence, confirm_absent
+from drs_pipeline.drs.client import DrsClient, PagingPolicy, ProjectTarget
+from drs_pipeline.drs.errors import DrsProtocolError
+from drs_pipeline.drs.listing import Listing, list_project
+
+PROJECT = "0" * 32
+TARGET = ProjectTarget(PROJECT, "http://127.0.0.1")
+T = TypeVar("T")
+
+
+@dataclass
+class FakeApi:
+    """A list endpoint over ``jobs`` (in listing order), with switches."""
+
+    jobs: list[dict[str, str]]
+    # Rows served per page at most, whatever limit asks.
+    cap: int | None = None
+    # Every answer reports this count instead of the true one.
+    total_count: int | None = None
+    ignore_offset: bool = False
+    ignore_id_filter: bool = False
+    # Every request sees the jobs in a fresh order (one big tie in create_time).
+    shuffle: bool = False
+    # Offsets answered with only half their rows, once each.
+    short_once: set[int] = field(default_factory=set)
+    # Answers to by-id requests, instead of the true one.
+    by_id_answer: httpx.Response | None = None
+    rng: random.Random = field(default_factory=lambda: random.Random(5))
+    asked: list[dict[str, str]] = field(default_factory=list)
+    in_flight: int = 0
+    most_in_flight: int = 0
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        params = dict(request.url.params)
+        self.asked.append(params)
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0)  # let the others in flight arrive too
+            return self.answer(params)
+        finally:
+            self.in_flight -= 1
+
+    def answer(self, params: dict[str, str]) -> httpx.Response:
+        jobs = list(self.jobs)
+        if self.shuffle:
+            self.rng.shuffle(jobs)
+        job_id = params.get("async_job_id")
+        if job_id is not None and self.by_id_answer is not None:
+            return self.by_id_answer
+        if job_id is not None and not self.ignore_id_filter:
+            jobs = [job for job in jobs if job["async_job_id"] == job_id]
+        for name in ("status", "domain_name", "user_name"):
+            if name in params:
+                jobs = [job for job in jobs if job[name] == params[name]]
+        offset = 0 if self.ignore_offset else int(params["offset"])
+        limit = int(params["limit"])
+        if self.cap is not None:
+            limit = min(limit, self.cap)
+        if offset in self.short_once:
+            self.short_once.discard(offset)
+            limit //= 2
+        page = jobs[offset : offset + limit]
+        count = len(jobs) if self.total_count is None else self.total_count
+        return httpx.Response(200, content=orjson.dumps({"total_count": count, "jobs": page}))
+
+    def listing_requests(self) -> list[dict[str, str]]:
+        return [params for params in self.asked if "async_job_id" not in params]
+
+
+def make_jobs(count: int, statuses: int = 1, users: int = 1) -> list[dict[str, str]]:
+    return [
+        {
+            "async_job_id": f"job-{i:05d}",
+            "status": f"STATUS_{i % statuses}",
+            "domain_name": "acme",
+            "user_name": f"user-{i % users}",
+            "create_time": "2026-11-30T08:00:00Z",
+        }
+        for i in range(count)
+    ]
+
+
+def run(api: FakeApi, use: Callable[[DrsClient], Awaitable[T]], page_size: int = 10) -> T:
+    async def main() -> T:
+        async with DrsClient(
+            paging=PagingPolicy(page_size=page_size, max_jobs_per_project=10_000_000),
+            transport=httpx.MockTransport(api),
+            max_concurrency=4,
+        ) as client:
+            return await use(client)
+
+    return asyncio.run(main())
+
+
+def listed(api: FakeApi, page_size: int = 10) -> Listing:
+    return run(api, lambda client: list_project(client, TARGET), page_size)
+
+
+def test_a_count_that_fills_its_last_page_costs_no_extra_round_trip() -> None:
+    """30 jobs in pages of 10: after page 0, offsets 10, 20 and 30 (the look for more)
+    are in flight together. Each response is held until all three have arrived, so a
+    client that waited for the last full page before looking for more would stall."""
+    jobs = [{"async_job_id": f"job-{i:02d}"} for i in range(30)]
+    later = {10, 20, 30}
+    arrived: set[int] = set()
+    all_in_flight = asyncio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        offset = int(request.url.params["offset"])
+        if offset in later:
+            arrived.add(offset)
+            if arrived == later:
+                all_in_flight.set()
+            await asyncio.wait_for(all_in_flight.wait(), timeout=5)
+        page = jobs[offset : offset + 10]
+        return httpx.Response(200, content=orjson.dumps({"total_count": 30, "jobs": page}))
+
+    async def main() -> list[int]:
+        async with DrsClient(
+            paging=PagingPolicy(page_size=10),
+            transport=httpx.MockTransport(handler),
+            max_concurrency=8,
+        ) as client:
+            listing = await list_project(client, TARGET)
+        assert listing.complete
+        return sorted(page.offset for page in listing.pages)
+
+    assert asyncio.run(main()) == [0, 10, 20, 30]
+
+
+@pytest.mark.parametrize("jobs", [2_350, 2_400])
+def test_a_server_that_serves_fewer_rows_than_asked_is_paged_by_what_it_serves(
+    jobs: int,
+) -> None:
+    api = FakeApi(make_jobs(jobs), cap=100)
+
+    listing = listed(api, page_size=1000)
+
+    assert listing.complete and len(listing.seen_ids()) == jobs
+    requests = api.listing_requests()
+    # What a page size of 100 needs: every page, and the look for more after a full last one.
+    assert len(requests) == jobs // 100 + 1
+    assert [r["limit"] for r in requests[1:]] == ["100"] * (len(requests) - 1)
+    assert (
+        sorted(int(r["offset"]) for r in requests) == list(range(0, jobs + 1, 100))[: len(requests)]
+    )
+
+
+def test_a_short_page_in_the_middle_is_filled_not_skipped() -> None:
+    api = FakeApi(make_jobs(35), short_once={10})
+
+    listing = listed(api)
+
+    assert listing.complete and len(listing.seen_ids()) == 35 and listing.passes == 1
+    assert sorted((int(r["offset"]), int(r["limit"])) for r in api.listing_requests()) == [
+        (0, 10),
+        (10, 10),
+        (15, 5),
+        (20, 10),
+        (30, 10),
+    ]
+
+
+def test_offsets_are_planned_lazily_and_an_empty_page_ends_the_plan() -> None:
+    """A count of nine million over 30 real jobs: a few windows of requests, not 900,000."""
+    api = FakeApi(make_jobs(30), total_count=9_000_000)
+
+    listing = listed(api)
+
+    assert not listing.complete
+    assert listing.incomplete_reason is not None
+    assert "30 distinct jobs seen" in listing.incomplete_reason
+    window = 2 * 4
+    assert api.most_in_flight <= 4
+    passes = [r for r in api.listing_requests() if "status" not in r]
+    # Each pass: page 0, then at most a window beyond the first empty page.
+    assert len(passes) <= listing.passes * (1 + 3 + window)
+
+
+def test_a_count_beyond_max_jobs_per_project_fails_at_once() -> None:
+    api = FakeApi(make_jobs(3), total_count=10**12)
+
+    with pytest.raises(DrsProtocolError) as raised:
+        listed(api)
+
+    assert str(raised.value) == (
+        f"project {PROJECT}, page offset 0: total_count 1000000000000 is more than "
+        "max_jobs_per_project (10000000): refusing to list it"
+    )
+    assert len(api.asked) == 1
+
+
+def test_a_server_that_ignores_offset_fails_at_once() -> None:
+    api = FakeApi(make_jobs(100), ignore_offset=True)
+
+    with pytest.raises(DrsProtocolError, match="the server ignores offset: this page repeats"):
+        listed(api)
+
+    assert len(api.asked) <= 1 + 2 * 4
+
+
+def test_ties_in_a_random_order_are_listed_completely_by_passes_and_narrowing() -> None:
+    """Thirty jobs created in one second, in a new order on every request: offset
+    paging sees some twice and some never. The union of the passes, then listings
+    narrowed by status (each fitting one page, one consistent answer) see them all."""
+    api = FakeApi(make_jobs(30, statuses=3, users=2), shuffle=True)
+
+    listing = listed(api)
+
+    assert listing.complete and listing.seen_ids() == {f"job-{i:05d}" for i in range(30)}
+    narrowed = [r for r in api.listing_requests() if "status" in r]
+    assert listing.narrowed == 0 or {r["status"] for r in narrowed} == {
+        "STATUS_0",
+        "STATUS_1",
+        "STATUS_2",
+    }
+
+
+def test_a_listing_that_cannot_be_completed_is_bounded_and_says_why() -> None:
+    api = FakeApi(make_jobs(30, statuses=2, users=3), total_count=45)
+
+    listing = listed(api)
+
+    assert not listing.complete
+    assert listing.incomplete_reason == (
+        f"30 distinct jobs seen in {listing.passes} passes and {listing.narrowed} narrowed "
+        "listings, for total_count 45"
+    )
+    # Three passes; two statuses, then three users under each, three passes each; one
+    # last pass.
+    assert listing.passes == 4 and listing.narrowed == 3 * (2 + 2 * 3)
+
+
+def by_id(api: FakeApi, job_ids: list[str]) -> Absence:
+    return run(api, lambda client: confirm_absent(client, TARGET, job_ids))
+
+
+def test_by_id_a_job_absent_found_or_denied_by_the_documented_error() -> None:
+    api = FakeApi(make_jobs(3))
+
+    absence = by_id(api, ["job-00001", "job-99999"])
+
+    assert absence.gone == {"job-99999"} and absence.inconclusive is None
+    assert [page.jobs[0]["async_job_id"] for page in absence.found] == ["job-00001"]
+    api.by_id_answer = httpx.Response(
+        400, json={"error_code": "DRS.10000010", "error_msg": "The job does not exist."}
+    )
+    assert by_id(api, ["job-99999"]) == Absence(frozenset({"job-99999"}), ())
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        (
+            httpx.Response(200, json={"total_count": 3, "jobs": make_jobs(1)}),
+            "the async_job_id filter was ignored: asked for job job-99999, the answer listed "
+            "1 job(s) of total_count 3; no absence can be proven",
+        ),
+        (
+            httpx.Response(200, json={"total_count": 2, "jobs": []}),
+            "the async_job_id filter was ignored: asked for job job-99999, the answer listed "
+            "0 job(s) of total_count 2; no absence can be proven",
+        ),
+        (
+            httpx.Response(400, json={"error_code": "DRS.10000001", "error_msg": "Failed."}),
+            f"could not confirm missing jobs: project {PROJECT}, job job-99999, page offset 0: "
+            "HTTP 400 DRS.10000001: Failed.",
+        ),
+        (
+            httpx.Response(
+                404, json={"error_code": "DRS.10000010", "error_msg": "The job does not exist."}
+            ),
+            f"could not confirm missing jobs: project {PROJECT}, job job-99999, page offset 0: "
+            "HTTP 404 DRS.10000010: The job does not exist.",
+        ),
+    ],
+    ids=["other-jobs", "count-without-jobs", "other-code", "same-code-other-status"],
+)
+def test_by_id_an_answer_not_clearly_about_that_job_proves_nothing(
+    answer: httpx.Response, reason: str
+) -> None:
+    api = FakeApi(make_jobs(3), by_id_answer=answer)
+
+    absence = by_id(api, ["job-99999"])
+
+    assert absence == Absence(frozenset(), (), reason)
