@@ -126,8 +126,14 @@ def test_records_have_five_strings_in_both_time_formats() -> None:
             formats[job.time_format] += 1
     share = formats["epoch_ms"] / sum(formats.values())
     assert 0.12 < share < 0.28
-    domains = {d for d, _ in WorldSettings().domains}
-    assert {j.domain_name for j in world.list_jobs(world.projects[0].project_id, T0)} == domains
+    # One account per project (project k: domains[k % 3]), several users in it.
+    settings = WorldSettings()
+    for k, project in enumerate(world.projects):
+        domain, users = settings.domains[k % len(settings.domains)]
+        assert settings.domain_of(project.project_id) == (domain, users)
+        listed = world.list_jobs(project.project_id, T0)
+        assert {j.domain_name for j in listed} == {domain}
+        assert {j.user_name for j in listed} == set(users)
 
 
 def test_lifecycle_timelines() -> None:
