@@ -302,7 +302,7 @@ class SimulatorApp:
         action = rng.choice(("add", "vanish", "both"))
         world = self.world
         if action in ("add", "both"):
-            domain, users = rng.choice(world.settings.domains)
+            domain, users = world.settings.domain_of(project_id)
             now = world.now()
             world.add_job(
                 project_id,
