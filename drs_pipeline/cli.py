@@ -112,6 +112,68 @@ def _parser() -> argparse.ArgumentParser:
     simulator.add_argument("--rate-5xx", type=float, default=0.0)
     simulator.add_argument("--rate-malformed", type=float, default=0.0)
     simulator.add_argument("--drift-rate", type=float, default=0.0)
+    # The world (simulator/stream.py) and what the API documentation leaves open
+    # (simulator/faults.py): every switch is off unless given.
+    simulator.add_argument(
+        "--tie-share",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="share of jobs created in the same second as the one before them (0-1)",
+    )
+    simulator.add_argument(
+        "--frozen-at",
+        type=float,
+        metavar="EPOCH_SECONDS",
+        help="stop the world clock at this instant (default: wall time)",
+    )
+    simulator.add_argument(
+        "--max-page",
+        type=int,
+        metavar="N",
+        help="serve at most N rows per page whatever limit asks (no 400 over 1000)",
+    )
+    simulator.add_argument(
+        "--random-ties",
+        action="store_true",
+        help="jobs of the same create_time second come back in a new random order each time",
+    )
+    simulator.add_argument(
+        "--empty-once",
+        action="store_true",
+        help="each project's first unfiltered offset-0 list request answers an empty list",
+    )
+    simulator.add_argument(
+        "--empty-listings",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the next N unfiltered offset-0 list requests (any project) answer an empty list",
+    )
+    simulator.add_argument(
+        "--ignore-id-filter", action="store_true", help="ignore async_job_id= in list requests"
+    )
+    simulator.add_argument(
+        "--unknown-id-error",
+        action="store_true",
+        help="a by-id request for a job not listed answers 400 DRS.10000010, not an empty list",
+    )
+    simulator.add_argument(
+        "--total-count",
+        type=int,
+        metavar="N",
+        help="report this total_count in every list answer",
+    )
+    simulator.add_argument(
+        "--ignore-offset", action="store_true", help="ignore offset: every page is the first"
+    )
+    simulator.add_argument(
+        "--trickle",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="send a list answer's body one byte every SECONDS after its headers",
+    )
     simulator.set_defaults(handler=_simulator_command)
 
     # The benchmark owns its options (drs_pipeline.bench); imported lazily like the rest.
@@ -290,31 +352,49 @@ def _sql_command(args: argparse.Namespace) -> int:
 
 
 def _simulator_command(args: argparse.Namespace) -> int:
-    from drs_pipeline.simulator import Faults, WorldSettings, build_simulator
+    from drs_pipeline.simulator import (
+        Faults,
+        ManualClock,
+        WallClock,
+        WorldSettings,
+        build_simulator,
+    )
     from drs_pipeline.simulator.gateway import AccessKey, AkSkGateway
     from drs_pipeline.simulator.iam import SimIam
     from drs_pipeline.simulator.server import run_forever
 
     try:
         ways_in = _simulator_credentials(args)
+        world = WorldSettings(seed=args.seed, speed=args.speed, tie_share=args.tie_share)
+        faults = Faults(
+            latency_s=args.latency_ms / 1000,
+            rate_429=args.rate_429,
+            retry_after=args.retry_after,
+            rate_5xx=args.rate_5xx,
+            rate_malformed=args.rate_malformed,
+            drift_rate=args.drift_rate,
+            max_page=args.max_page,
+            random_ties=args.random_ties,
+            empty_first_listing=args.empty_once,
+            empty_listings=args.empty_listings,
+            ignore_id_filter=args.ignore_id_filter,
+            unknown_id_error=args.unknown_id_error,
+            total_count=args.total_count,
+            ignore_offset=args.ignore_offset,
+            trickle_s=args.trickle,
+        )
     except ValueError as exc:
         print(f"drs-pipeline simulator: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    world = WorldSettings(seed=args.seed, speed=args.speed)
-    faults = Faults(
-        latency_s=args.latency_ms / 1000,
-        rate_429=args.rate_429,
-        retry_after=args.retry_after,
-        rate_5xx=args.rate_5xx,
-        rate_malformed=args.rate_malformed,
-        drift_rate=args.drift_rate,
-    )
     token = ways_in.get("token")
-    app = build_simulator(world, faults=faults, tokens={token} if token else set())
+    # A frozen world still signs and expires in real time: the gateway's date check and
+    # IAM's token lifetimes read the wall clock.
+    clock = ManualClock(args.frozen_at) if args.frozen_at is not None else None
+    app = build_simulator(world, faults=faults, tokens={token} if token else set(), clock=clock)
     if "ak" in ways_in:
-        app.gateway = AkSkGateway({ways_in["ak"]: AccessKey(ways_in["sk"])}, app.clock)
+        app.gateway = AkSkGateway({ways_in["ak"]: AccessKey(ways_in["sk"])}, WallClock())
     if "password" in ways_in:
-        app.iam = SimIam(app.clock)
+        app.iam = SimIam(WallClock())
         domain_name, user_name = args.iam_user.split("/", 1)
         app.iam.add_user(domain_name, user_name, ways_in["password"])
     url = f"http://{args.host}:{args.port}"
@@ -322,6 +402,8 @@ def _simulator_command(args: argparse.Namespace) -> int:
     for project in world.projects:
         print(f"  {project.project_id}  {project.region}")
     print("accepting: " + ", ".join(_describe_ways_in(args, ways_in, url)))
+    if args.frozen_at is not None:
+        print(f"world clock frozen at {args.frozen_at}")
     run_forever(app, args.host, args.port)
     return EXIT_OK
 

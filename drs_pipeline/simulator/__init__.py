@@ -7,7 +7,15 @@ Three ways to run it:
 
 * in process: ``httpx.AsyncClient(transport=httpx.ASGITransport(app=app), ...)``;
 * real HTTP on loopback in a background thread: ``SimulatorServer(app).start()``;
-* a foreground process: ``run_forever(app, host, port)``.
+* a foreground process: ``run_forever(app, host, port)``
+  (``drs-pipeline simulator``, whose flags mirror the switches below).
+
+What the documentation leaves open is played by switches, all off by default:
+``WorldSettings.tie_share`` (batch creations sharing a create_time second) and,
+on ``Faults``, ``max_page``, ``random_ties``, ``empty_first_listing`` /
+``empty_listings``, ``ignore_id_filter``, ``unknown_id_error``, ``total_count``,
+``ignore_offset`` and ``trickle_s`` (faults.py says what each does). Every
+project belongs to one account (``WorldSettings.domain_of``).
 """
 
 from __future__ import annotations

@@ -5,12 +5,20 @@ truncated body, a dropped connection) matters more here than convenience.
 
 Request handling order (as the real gateway layers do it): latency, path and
 method, auth, project, parameters, then scripted faults, random faults, serve.
+
+Serving applies the switches for what the documentation leaves open (see
+faults.py): the page the server answers is the query as sent with ``max_page``,
+``ignore_offset`` and ``ignore_id_filter`` applied; then an empty first listing,
+an unknown-id 400, the tie shuffle, a forced ``total_count`` and the trickled
+body, in that order. ``sort_key=`` and ``sort_dir=`` with empty values (as the
+documentation's own example sends them) mean the defaults.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import uuid
 from collections import Counter, OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
@@ -36,6 +44,8 @@ Send = Callable[[Message], Awaitable[None]]
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 10
+# What an empty first listing answers (Faults.empty_first_listing, empty_listings).
+EMPTY_LISTING = b'{"total_count":0,"jobs":[]}'
 
 _PATH_PREFIX, _, _PATH_SUFFIX = statuses.LIST_PATH_TEMPLATE.partition("{project_id}")
 
@@ -50,7 +60,9 @@ class RequestRecord:
     # HTTP status sent; 0 when the connection was dropped without a response.
     status: int
     # None for a normal response, else what was injected: "scripted", "drop",
-    # "stall", "429", "5xx", "malformed", "drift" (drift still serves the page).
+    # "stall", "429", "5xx", "malformed", "drift" (drift still serves the page),
+    # "empty" (an empty first listing), "unknown_id" (400 DRS.10000010). The
+    # standing switches (max_page, random_ties, ...) are not counted per request.
     fault: str | None = None
 
 
@@ -158,7 +170,8 @@ class SimulatorApp:
         if not self.world.has_project(project_id):
             await self._error(send, request_id, errors.BAD_PROJECT, project_id)
             return
-        query = _parse_query(project_id, scope.get("query_string", b""))
+        max_limit = MAX_LIMIT if self.faults.max_page is None else None
+        query = _parse_query(project_id, scope.get("query_string", b""), max_limit)
         if isinstance(query, ApiError):
             await self._error(send, request_id, query, project_id)
             return
@@ -176,18 +189,49 @@ class SimulatorApp:
             error = errors.gateway_error(faults.rng.choice((500, 502, 503)))
             await self._error(send, request_id, error, project_id, query, None, "5xx")
             return
+        served = self._served(query)
         if faults.roll(faults.rate_malformed):
-            body = self._malformed_body(query)
+            body = self._malformed_body(served)
             self._log(query, 200, "malformed")
-            await self._respond(send, request_id, 200, body, None)
+            await self._respond_list(send, receive, request_id, body)
+            return
+        if query.offset == 0 and _unfiltered(query) and faults.take_empty(project_id):
+            self._log(query, 200, "empty")
+            await self._respond_list(send, receive, request_id, EMPTY_LISTING)
+            return
+        if faults.unknown_id_error and not self._listed(served):
+            error = errors.NO_SUCH_JOB
+            await self._error(send, request_id, error, project_id, query, None, "unknown_id")
             return
         fault = None
         if query.offset > 0 and faults.roll(faults.drift_rate):
             self._drift(project_id)
             fault = "drift"
-        body = self._page_body(query)
+        body = self._page_body(served)
         self._log(query, 200, fault)
-        await self._respond(send, request_id, 200, body, None)
+        await self._respond_list(send, receive, request_id, body)
+
+    def _served(self, query: ListQuery) -> ListQuery:
+        """The query the server answers: the one sent, bent by the standing switches."""
+        faults = self.faults
+        changes: dict[str, Any] = {}
+        if faults.max_page is not None and query.limit > faults.max_page:
+            changes["limit"] = faults.max_page
+        if faults.ignore_offset and query.offset:
+            changes["offset"] = 0
+        if faults.ignore_id_filter and query.async_job_id is not None:
+            changes["async_job_id"] = None
+        return dataclasses.replace(query, **changes) if changes else query
+
+    def _listed(self, query: ListQuery) -> bool:
+        """False only for a by-id query whose job is not listed at all (whatever the
+        query's other filters say)."""
+        if query.async_job_id is None:
+            return True
+        total, _ = self.world.page(
+            query.project_id, self.clock.now(), limit=0, async_job_id=query.async_job_id
+        )
+        return total > 0
 
     def _check_token(self, scope: Scope, project_id: str) -> ApiError | None:
         token = _header(scope, b"x-auth-token")
@@ -203,6 +247,7 @@ class SimulatorApp:
 
     def _page(self, query: ListQuery, t: float | None = None) -> tuple[int, list[dict[str, Any]]]:
         t = self.clock.now() if t is None else t
+        faults = self.faults
         total, page = self.world.page(
             query.project_id,
             t,
@@ -213,11 +258,16 @@ class SimulatorApp:
             domain_name=query.domain_name,
             user_name=query.user_name,
             async_job_id=query.async_job_id,
+            shuffle_ties=faults.rng if faults.random_ties else None,
         )
+        if faults.total_count is not None:
+            total = faults.total_count
         return total, [job.record_at(t) for job in page]
 
     def _page_body(self, query: ListQuery) -> bytes:
-        if not self._page_cache_size:
+        faults = self.faults
+        # A shuffled or forced answer is not a function of the cache key.
+        if not self._page_cache_size or faults.random_ties or faults.total_count is not None:
             total, records = self._page(query)
             return orjson.dumps({"total_count": total, "jobs": records})
         t = self.clock.now()
@@ -252,7 +302,7 @@ class SimulatorApp:
         action = rng.choice(("add", "vanish", "both"))
         world = self.world
         if action in ("add", "both"):
-            domain, users = rng.choice(world.settings.domains)
+            domain, users = world.settings.domain_of(project_id)
             now = world.now()
             world.add_job(
                 project_id,
@@ -312,6 +362,16 @@ class SimulatorApp:
         else:
             self.stats.record(RequestRecord(project_id, None, None, error.status, fault))
         await self._respond(send, request_id, error.status, error.body(), headers)
+
+    async def _respond_list(
+        self, send: Send, receive: Receive, request_id: str, body: bytes
+    ) -> None:
+        """A 200 list answer: at once, or trickled when ``trickle_s`` is set."""
+        delay = self.faults.trickle_s
+        if delay > 0:
+            await _trickle(send, receive, request_id, body, delay)
+        else:
+            await self._respond(send, request_id, 200, body, None)
 
     async def _respond(
         self,
@@ -396,7 +456,19 @@ def _parse_int(text: str | None, default: int) -> int | None:
     return int(text)
 
 
-def _parse_query(project_id: str, query_string: bytes) -> ListQuery | ApiError:
+def _unfiltered(query: ListQuery) -> bool:
+    return (
+        query.async_job_id is None
+        and query.status is None
+        and query.domain_name is None
+        and query.user_name is None
+    )
+
+
+def _parse_query(
+    project_id: str, query_string: bytes, max_limit: int | None = MAX_LIMIT
+) -> ListQuery | ApiError:
+    """The list query, or the error for it. ``max_limit`` None accepts any limit."""
     params: dict[str, str] = {}
     for key, value in parse_qsl(query_string.decode("utf-8", "replace"), keep_blank_values=True):
         # The first occurrence wins, as most gateways do.
@@ -406,14 +478,15 @@ def _parse_query(project_id: str, query_string: bytes) -> ListQuery | ApiError:
     offset = _parse_int(params.get("offset"), 0)
     if limit is None or offset is None or limit < 1:
         return errors.PAGE_INVALID
-    if limit > MAX_LIMIT:
+    if max_limit is not None and limit > max_limit:
         return errors.PAGE_OVER_LIMIT.with_msg(
-            f"The page value exceeds the upper limit: limit must be at most {MAX_LIMIT}."
+            f"The page value exceeds the upper limit: limit must be at most {max_limit}."
         )
-    sort_key = params.get("sort_key", "create_time")
+    # Empty means the default: the documentation's own example sends sort_key=&sort_dir=.
+    sort_key = params.get("sort_key") or "create_time"
     if sort_key != "create_time":
         return errors.BAD_PARAMETER.with_msg("Invalid request parameter: sort_key.")
-    sort_dir = params.get("sort_dir", "desc")
+    sort_dir = params.get("sort_dir") or "desc"
     if sort_dir not in ("asc", "desc"):
         return errors.BAD_PARAMETER.with_msg("Invalid request parameter: sort_dir.")
 
@@ -503,6 +576,39 @@ async def _stall(
         raise _in_process_disconnect("peer closed connection without sending complete message body")
     transport.abort()
     await asyncio.sleep(0)
+
+
+async def _trickle(
+    send: Send, receive: Receive, request_id: str, body: bytes, delay: float
+) -> None:
+    """Headers at once, then the body one byte every ``delay`` seconds. Stops as soon
+    as the client disconnects (uvicorn says so through ``receive``; in process a
+    client that gives up cancels this task), so a server shutdown is not held up."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": _headers(request_id, len(body), None),
+        }
+    )
+    gone = asyncio.ensure_future(_until_disconnect(receive))
+    try:
+        last = len(body) - 1
+        for position in range(len(body)):
+            more = position < last
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": body[position : position + 1],
+                    "more_body": more,
+                }
+            )
+            if more:
+                done, _ = await asyncio.wait({gone}, timeout=delay)
+                if done:
+                    return
+    finally:
+        gone.cancel()
 
 
 async def _until_disconnect(receive: Receive) -> None:

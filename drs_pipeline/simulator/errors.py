@@ -43,6 +43,7 @@ THROTTLED = ApiError(
 )
 FORBIDDEN = ApiError(403, "APIGW.0302", "The IAM user is not authorized to access the API.")
 GENERIC = ApiError(400, "DRS.10000001", "Failed.")
+NO_SUCH_JOB = ApiError(400, "DRS.10000010", "The job does not exist.")
 
 
 def gateway_error(status: int) -> ApiError:

@@ -20,7 +20,8 @@ ANCHOR_2026: float = float(calendar.timegm((2026, 1, 1, 0, 0, 0, 0, 0, 0)))
 REGIONS: tuple[str, ...] = ("cn-south-2", "cn-south-4")
 
 # Tenants (account names) and the IAM users working in each. Invented names: the
-# API only promises strings.
+# API only promises strings. A project belongs to one account, as real projects do:
+# project k of a world is ``domains[k % len(domains)]``'s (WorldSettings.domain_of).
 DEFAULT_DOMAINS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("acme-data", ("dba-li", "etl-bot", "ops-wang")),
     ("northwind", ("migrator", "dba-chen")),
@@ -134,13 +135,17 @@ class WorldSettings:
     anchor: float = ANCHOR_2026
     # False: no generated jobs at all, only those a test adds.
     streaming: bool = True
+    # Batch creations: this share of stream jobs is created in the same second as the
+    # job before them (exactly at its create_time), so consecutive jobs tie on the
+    # served create_time. 0 keeps every create_time distinct. See stream.py.
+    tie_share: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.projects:
             object.__setattr__(self, "projects", default_projects(self.seed))
         if self.speed <= 0:
             raise ValueError("speed must be positive")
-        for name in ("vanish_fraction", "epoch_ms_fraction", "legacy_fraction"):
+        for name in ("vanish_fraction", "epoch_ms_fraction", "legacy_fraction", "tie_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1]")
         if self.arrival_interval_s <= 0 or self.retention_s <= 0:
@@ -163,3 +168,11 @@ class WorldSettings:
 
     def project_ids(self) -> tuple[str, ...]:
         return tuple(p.project_id for p in self.projects)
+
+    def domain_of(self, project_id: str) -> tuple[str, tuple[str, ...]]:
+        """The account (domain name and its IAM users) that owns ``project_id``: the
+        k-th project belongs to ``domains[k % len(domains)]``. KeyError if unknown."""
+        for k, project in enumerate(self.projects):
+            if project.project_id == project_id:
+                return self.domains[k % len(self.domains)]
+        raise KeyError(f"unknown project {project_id}")

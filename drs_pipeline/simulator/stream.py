@@ -14,6 +14,18 @@ Two levels of detail, because a listing needs far less than a page does:
 
 Job ids embed the index through a keyed permutation (see ``_IdCodec``), so a
 lookup by ``async_job_id`` is O(1) instead of a scan of every generated id.
+
+Owners: every job of a project belongs to the project's one account
+(``WorldSettings.domain_of``); the user is drawn from that account's users.
+
+Ties (``WorldSettings.tie_share``): a batch creation puts several jobs in one
+second. Job ``i`` is tied with probability ``tie_share`` and then takes the create
+time of job ``i - 1`` exactly, so a run of tied jobs shares its head's time. Runs
+never cross a multiple of ``TIE_BLOCK`` (a block's first job is never tied), so a
+tied job's time lies at most ``TIE_BLOCK - 1`` slots before its own and any job's
+time is found from at most that many digests. Create times stay non-decreasing in
+the index (the world bisects on them); with ``tie_share`` 0 they strictly increase
+and every job is exactly what it was before ties existed.
 """
 
 from __future__ import annotations
@@ -35,9 +47,11 @@ FIX_MIN_S, FIX_MAX_S = 300.0, 7200.0
 MAX_VALIDATION_ROUNDS = 3
 COMMIT_PROBABILITY = 0.8
 COMMIT_MIN_S, COMMIT_MAX_S = 60.0, 43200.0
-# Arrival jitter stays below 1 so that create times strictly increase with the index:
+# Arrival jitter stays below 1 so that create times never decrease with the index:
 # the stream is sorted by construction and its visible part is an index range.
 ARRIVAL_JITTER = 0.9
+# Longest run of jobs sharing one create time (see the module docstring).
+TIE_BLOCK = 64
 
 _UNIT = 1.0 / 4294967296.0  # 2**-32: a 32-bit hash word to a float in [0, 1)
 _WORDS = struct.Struct("<16I")
@@ -47,7 +61,8 @@ _MASK48 = (1 << 48) - 1
 # hash part of the job's UUID. The lifecycle draws from word 10 on: its common paths
 # need at most 6 draws, so a second digest is rarely computed.
 _W_ARRIVAL, _W_VANISH_ROLL, _W_VANISH_SHARE = 3, 4, 5
-_W_DOMAIN, _W_USER, _W_FORMAT, _W_LEGACY = 6, 7, 8, 9
+# Word 6 once drew the job's account; a project has one account now, so it is unused.
+_W_USER, _W_FORMAT, _W_LEGACY = 7, 8, 9
 _W_LIFECYCLE = 10
 
 
@@ -105,7 +120,16 @@ def _format_uuid(words: tuple[int, ...], tail: int) -> str:
 class ProjectStream:
     """The stream of one project under one settings object."""
 
-    __slots__ = ("_codec", "_interval", "_key", "_retention", "project_id", "settings")
+    __slots__ = (
+        "_codec",
+        "_domain",
+        "_interval",
+        "_key",
+        "_lookahead",
+        "_retention",
+        "project_id",
+        "settings",
+    )
 
     def __init__(self, settings: WorldSettings, project_id: str) -> None:
         self.settings = settings
@@ -114,33 +138,69 @@ class ProjectStream:
         self._codec = _IdCodec(settings.seed, project_id)
         self._interval = settings.wall_interval_s
         self._retention = settings.wall_retention_s
+        self._domain = settings.domain_of(project_id)
+        # A tied job can be created up to TIE_BLOCK - 1 slots before its own.
+        self._lookahead = TIE_BLOCK - 1 if settings.tie_share else 0
 
     def _digest(self, index: int) -> tuple[bytes, tuple[int, ...]]:
         key = self._key + b"%d" % index
         return key, _WORDS.unpack(hashlib.blake2b(key, digest_size=64).digest())
 
-    def _times(self, index: int, words: tuple[int, ...]) -> tuple[float, float | None]:
+    def _own_time(self, index: int, words: tuple[int, ...]) -> float | None:
+        """The create time of job ``index`` if it heads a run (is not tied), else None.
+
+        One word decides both: below ``tie_share`` the job is tied; otherwise the rest
+        of the word's range, stretched back to [0, 1), is its arrival jitter (so with
+        ``tie_share`` 0 the jitter is the word itself, as it always was)."""
+        roll = words[_W_ARRIVAL] * _UNIT
+        share = self.settings.tie_share
+        if not share:
+            jitter = roll
+        elif roll < share:
+            if index % TIE_BLOCK:
+                return None
+            jitter = roll / share
+        else:
+            jitter = (roll - share) / (1.0 - share)
+        return self.settings.anchor + (index + ARRIVAL_JITTER * jitter) * self._interval
+
+    def _create_time(
+        self, index: int, words: tuple[int, ...], previous: float | None = None
+    ) -> float:
+        """Job ``index``'s create time; ``previous`` (job ``index - 1``'s, when the
+        caller knows it) saves walking back through a run of tied jobs."""
+        own = self._own_time(index, words)
+        if own is not None:
+            return own
+        if previous is not None:
+            return previous
+        head = index - 1
+        while (own := self._own_time(head, self._digest(head)[1])) is None:
+            head -= 1
+        return own
+
+    def _times(
+        self, index: int, words: tuple[int, ...], previous: float | None = None
+    ) -> tuple[float, float | None]:
         """(create_time, early vanish time or None)."""
-        create_time = (
-            self.settings.anchor
-            + (index + ARRIVAL_JITTER * words[_W_ARRIVAL] * _UNIT) * self._interval
-        )
+        create_time = self._create_time(index, words, previous)
         # Natural expiry is create + retention; an early vanisher goes at a random time
         # inside it (its DRS tasks were deleted, say).
         if words[_W_VANISH_ROLL] * _UNIT < self.settings.vanish_fraction:
             return create_time, create_time + words[_W_VANISH_SHARE] * _UNIT * self._retention
         return create_time, None
 
-    def skeleton(self, index: int) -> tuple[float, float | None]:
-        """(create_time, early vanish time or None) of job ``index``."""
-        return self._times(index, self._digest(index)[1])
+    def skeleton(self, index: int, previous: float | None = None) -> tuple[float, float | None]:
+        """(create_time, early vanish time or None) of job ``index``; ``previous`` is
+        job ``index - 1``'s create time if known (see ``_create_time``)."""
+        return self._times(index, self._digest(index)[1], previous)
 
     def job(self, index: int) -> SimJob:
         """Job number ``index`` (0-based) in full."""
         key, words = self._digest(index)
         settings = self.settings
         create_time, early_vanish = self._times(index, words)
-        domain_name, users = settings.domains[words[_W_DOMAIN] % len(settings.domains)]
+        domain_name, users = self._domain
         user_name = users[words[_W_USER] % len(users)]
         time_format: TimeFormat = (
             "epoch_ms" if words[_W_FORMAT] * _UNIT < settings.epoch_ms_fraction else "iso"
@@ -177,10 +237,11 @@ class ProjectStream:
 
     def index_range(self, t: float) -> tuple[int, int]:
         """Indices ``[lo, hi)`` that can hold a job visible at ``t``: create_time in
-        ``(t - retention, t]``. A superset by at most a couple of jobs at each end;
-        the caller filters exactly. Empty (lo >= hi) before the anchor."""
+        ``(t - retention, t]``. A superset by a couple of jobs at each end (and, with
+        ties, up to TIE_BLOCK - 1 more at the top); the caller filters exactly.
+        Nothing in it is visible before the anchor."""
         anchor = self.settings.anchor
-        hi = math.floor((t - anchor) / self._interval) + 1
+        hi = math.floor((t - anchor) / self._interval) + 1 + self._lookahead
         lo = max(0, math.floor((t - self._retention - anchor) / self._interval) - 1)
         return lo, max(lo, hi)
 

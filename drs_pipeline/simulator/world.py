@@ -15,17 +15,28 @@ that regenerating it does not undo the change.
 Cost model: per project a sliding window keeps only the create times of the
 indices that can be visible (8 bytes each); full SimJobs are generated for the
 rows actually served or filtered, and kept in a bounded LRU cache.
+
+Order and ties: a listing is ordered by (create_time, id), ascending or reversed.
+Jobs that share a create_time (``WorldSettings.tie_share``, or scripted jobs
+added at one time) are thus ordered by id. ``page(..., shuffle_ties=rng)`` plays
+a server without a tie-breaker instead: the jobs whose create_time falls in the
+same second (what the ISO form shows, so scripted jobs a fraction apart tie too)
+come back in a fresh random order on every call. Either way only the tie groups
+that touch the requested window are looked at (those straddling its edges in
+full): a page never sorts the whole listing.
 """
 
 from __future__ import annotations
 
 import bisect
 import gc
+import math
+import random
 import threading
 import uuid
 from array import array
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar
 
 from drs_pipeline.drs import statuses
@@ -154,9 +165,14 @@ class World:
         domain_name: str | None = None,
         user_name: str | None = None,
         async_job_id: str | None = None,
+        shuffle_ties: random.Random | None = None,
     ) -> tuple[int, list[SimJob]]:
         """(total matching, the ``limit`` jobs from ``offset``) of the same listing as
-        ``list_jobs``, generating full jobs only for the page when unfiltered."""
+        ``list_jobs``, generating full jobs only for the page when unfiltered.
+
+        ``shuffle_ties``: when given, jobs created in the same second come back in an
+        order drawn from it, fresh on every call, instead of by id (see the module
+        docstring): offset paging over such a group can skip some and repeat others."""
         if sort_dir not in ("asc", "desc"):
             raise ValueError(f"sort_dir must be 'asc' or 'desc', not {sort_dir!r}")
         with self._lock:
@@ -171,11 +187,22 @@ class World:
                 jobs = self._by_id(project_id, async_job_id, stream, scripted)
             elif status is None and domain_name is None and user_name is None:
                 order = self._merge(project_id, stream, scripted)
-                window = _page_of(order, offset, limit, sort_dir)
-                return len(order), [self._resolve(project_id, item) for item in window]
+                # Stream jobs that share a create time are listed by index: they need
+                # ordering by id, scripted ties are already placed by (time, id).
+                ties = _Ties.of(shuffle_ties, by_id=bool(self.settings.tie_share))
+                page = _page_of(
+                    order,
+                    offset,
+                    limit,
+                    sort_dir,
+                    lambda item: self._resolve(project_id, item),
+                    ties,
+                    self._create_time_of(project_id),
+                )
+                return len(order), page
             else:
                 jobs = [self._job(project_id, i) for i in stream]
-                if scripted:
+                if scripted or self.settings.tie_share:
                     jobs = sorted(jobs + scripted, key=_sort_key)
         if domain_name is not None:
             jobs = [j for j in jobs if j.domain_name == domain_name]
@@ -183,7 +210,9 @@ class World:
             jobs = [j for j in jobs if j.user_name == user_name]
         if status is not None:
             jobs = [j for j in jobs if j.status_at(t) == status]
-        return len(jobs), _page_of(jobs, offset, limit, sort_dir)
+        # Sorted by (time, id) already: only a shuffle has anything left to do.
+        ties = _Ties.of(shuffle_ties, by_id=False)
+        return len(jobs), _page_of(jobs, offset, limit, sort_dir, _same, ties, _job_time)
 
     def warm(self, t: float | None = None) -> int:
         """Generate every job visible at ``t`` (default now) in every project, so that
@@ -237,13 +266,13 @@ class World:
         vanish_at: float | None = None,
     ) -> SimJob:
         """Add a job beside the stream. Defaults: a fresh uuid4 id, created now, owned
-        by the first tenant's first user, listed until vanished."""
+        by the first user of the project's account, listed until vanished."""
         with self._lock:
             self._check_project(project_id)
             job_id = async_job_id if async_job_id is not None else str(uuid.uuid4())
             if job_id in self._scripted[project_id]:
                 raise ValueError(f"job {job_id} already exists in project {project_id}")
-            first_domain, first_users = self.settings.domains[0]
+            first_domain, first_users = self.settings.domain_of(project_id)
             created = create_time if create_time is not None else self.clock.now()
             job = SimJob(
                 project_id=project_id,
@@ -333,6 +362,19 @@ class World:
     def _resolve(self, project_id: str, item: int | SimJob) -> SimJob:
         return self._job(project_id, item) if isinstance(item, int) else item
 
+    def _create_time_of(self, project_id: str) -> Callable[[int | SimJob], float]:
+        """An item's create time without generating the job: a stream index reads the
+        window (which holds every visible index), a scripted job its own field."""
+        window = self._windows.get(project_id)
+
+        def create_time(item: int | SimJob) -> float:
+            if isinstance(item, int):
+                assert window is not None
+                return window.creates[item - window.lo]
+            return item.create_time
+
+        return create_time
+
     def _find(self, project_id: str, async_job_id: str) -> SimJob:
         self._check_project(project_id)
         job = self._scripted[project_id].get(async_job_id)
@@ -368,8 +410,10 @@ class World:
             cut = bisect.bisect_left(window.early_idx, lo)
             del window.early_idx[:cut], window.early_at[:cut]
             window.lo = lo
+        previous = window.creates[-1] if window.creates else None
         for index in range(window.hi, hi):
-            create_time, early_vanish = stream.skeleton(index)
+            create_time, early_vanish = stream.skeleton(index, previous)
+            previous = create_time
             window.creates.append(create_time)
             if early_vanish is not None:
                 window.early_idx.append(index)
@@ -434,14 +478,94 @@ def _contains(indices: Sequence[int], index: int) -> bool:
     return pos < len(indices) and indices[pos] == index
 
 
-def _page_of(items: Sequence[_T], offset: int, limit: int | None, sort_dir: SortDir) -> list[_T]:
+class _Ties:
+    """How a page reorders the jobs that tie: by id (deterministic) or shuffled."""
+
+    __slots__ = ("key", "rng")
+
+    def __init__(self, rng: random.Random | None) -> None:
+        self.rng = rng
+        # A shuffle plays a server that sees seconds; ids break exact ties only.
+        self.key: Callable[[float], float] = _second if rng is not None else _same
+
+    @classmethod
+    def of(cls, rng: random.Random | None, *, by_id: bool) -> _Ties | None:
+        """None when there is nothing to do: no shuffle, and no ties by id to order."""
+        return cls(rng) if rng is not None or by_id else None
+
+    def reorder(self, jobs: list[SimJob]) -> None:
+        """Reorder each run of tied jobs of ``jobs`` (ascending) in place."""
+        key, rng = self.key, self.rng
+        start, n = 0, len(jobs)
+        while start < n:
+            at = key(jobs[start].create_time)
+            end = start + 1
+            while end < n and key(jobs[end].create_time) == at:
+                end += 1
+            if end - start > 1:
+                group = jobs[start:end]
+                if rng is not None:
+                    rng.shuffle(group)
+                else:
+                    group.sort(key=_job_id)
+                jobs[start:end] = group
+            start = end
+
+
+def _second(create_time: float) -> float:
+    return float(math.floor(create_time))
+
+
+def _same(x: _T) -> _T:
+    return x
+
+
+def _job_id(job: SimJob) -> str:
+    return job.async_job_id
+
+
+def _job_time(job: SimJob) -> float:
+    return job.create_time
+
+
+def _page_of(
+    items: Sequence[_T],
+    offset: int,
+    limit: int | None,
+    sort_dir: SortDir,
+    resolve: Callable[[_T], SimJob],
+    ties: _Ties | None = None,
+    create_time: Callable[[_T], float] | None = None,
+) -> list[SimJob]:
     """Rows ``offset .. offset+limit`` of ``items`` (ascending) read in ``sort_dir``,
-    without reversing the whole listing."""
+    without reversing the whole listing.
+
+    With ``ties``, the window is first widened to whole tie groups at its two edges
+    (found by ``create_time``, which must not need the full job), the groups in it
+    reordered, and the window cut back out: the cost is the page plus the two edge
+    groups, never the listing."""
     n = len(items)
     size = n if limit is None else limit
     if sort_dir == "asc":
-        return list(items[offset : offset + size])
-    stop = n - offset
-    if stop <= 0:
+        start, stop = offset, min(n, offset + size)
+    else:
+        stop = n - offset
+        start = max(0, stop - size)
+    if start >= stop:
         return []
-    return list(reversed(items[max(0, stop - size) : stop]))
+    if ties is None or create_time is None:
+        rows = [resolve(item) for item in items[start:stop]]
+    else:
+        key = ties.key
+        lo, first = start, key(create_time(items[start]))
+        while lo > 0 and key(create_time(items[lo - 1])) == first:
+            lo -= 1
+        hi, last = stop, key(create_time(items[stop - 1]))
+        while hi < n and key(create_time(items[hi])) == last:
+            hi += 1
+        segment = [resolve(item) for item in items[lo:hi]]
+        ties.reorder(segment)
+        rows = segment[start - lo : stop - lo]
+    if sort_dir == "desc":
+        rows.reverse()
+    return rows

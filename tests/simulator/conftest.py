@@ -6,8 +6,16 @@ fresh world, faults, clock, tokens and stats each (the app reads them per reques
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -99,3 +107,49 @@ def sim(_server: tuple[SimulatorApp, SimulatorServer]) -> Iterator[Sim]:
     app.stats.reset()
     with httpx.Client(base_url=server.url, timeout=5) as client:
         yield Sim(app, server, client, clock)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def simulator_command(*args: str, env: Mapping[str, str]) -> Iterator[str]:
+    """``drs-pipeline simulator ARGS`` as its own process on a free loopback port; yields
+    its URL once it answers HTTP. Secrets go in ``env``, never in ``args``."""
+    port = free_port()
+    command = Path(sys.executable).with_name("drs-pipeline")
+    proc = subprocess.Popen(
+        [str(command), "simulator", "--port", str(port), *args],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(url + "/", timeout=1)  # 404 APIGW.0101: the server is up
+                break
+            except httpx.TransportError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    out, err = proc.communicate(timeout=10)
+                    raise RuntimeError(f"simulator did not start: {out}{err}") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+        if proc.stderr is not None:
+            proc.stderr.close()

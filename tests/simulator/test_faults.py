@@ -119,6 +119,11 @@ def test_drift_shifts_the_list_between_pages(sim: Sim) -> None:
     assert (before & still_there) - set(ids)
     assert before - still_there
     assert still_there - before
+    # Arrivals belong to the project's own account, like every job of it.
+    domain, users = sim.world.settings.domain_of(pid)
+    arrived = [j for j in sim.world.list_jobs(pid, T0) if j.async_job_id in still_there - before]
+    assert {j.domain_name for j in arrived} == {domain}
+    assert {j.user_name for j in arrived} <= set(users)
 
 
 def test_scripted_response(sim: Sim) -> None:

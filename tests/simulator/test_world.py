@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 import re
 import subprocess
 import sys
@@ -14,7 +15,8 @@ import pytest
 
 from drs_pipeline.drs import statuses
 from drs_pipeline.simulator import ManualClock, SimProject, World, WorldSettings
-from drs_pipeline.simulator.model import ANCHOR_2026, REGIONS
+from drs_pipeline.simulator.model import ANCHOR_2026, REGIONS, format_create_time
+from drs_pipeline.simulator.stream import TIE_BLOCK
 from tests.simulator.conftest import T0
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -126,8 +128,14 @@ def test_records_have_five_strings_in_both_time_formats() -> None:
             formats[job.time_format] += 1
     share = formats["epoch_ms"] / sum(formats.values())
     assert 0.12 < share < 0.28
-    domains = {d for d, _ in WorldSettings().domains}
-    assert {j.domain_name for j in world.list_jobs(world.projects[0].project_id, T0)} == domains
+    # One account per project (project k: domains[k % 3]), several users in it.
+    settings = WorldSettings()
+    for k, project in enumerate(world.projects):
+        domain, users = settings.domains[k % len(settings.domains)]
+        assert settings.domain_of(project.project_id) == (domain, users)
+        listed = world.list_jobs(project.project_id, T0)
+        assert {j.domain_name for j in listed} == {domain}
+        assert {j.user_name for j in listed} == set(users)
 
 
 def test_lifecycle_timelines() -> None:
@@ -323,3 +331,80 @@ def test_filters() -> None:
 def test_warm_generates_every_visible_job() -> None:
     world = World(WorldSettings(projects=(SimProject("a" * 32, "cn-south-2"),)))
     assert 250 < world.warm(T0) <= 289
+
+
+def test_ties_share_create_times_and_keep_the_stream_sorted() -> None:
+    settings = WorldSettings(tie_share=0.5)
+    world = World(settings)
+    pid = world.projects[0].project_id
+    jobs = [world.stream_job(pid, i) for i in range(4000)]
+    times = [j.create_time for j in jobs]
+    assert times == sorted(times)
+    tied = [i for i in range(1, 4000) if times[i] == times[i - 1]]
+    # tie_share of the jobs, less the first of each block of TIE_BLOCK.
+    assert 0.45 < len(tied) / 3999 < 0.54
+    assert not [i for i in tied if i % TIE_BLOCK == 0]
+    for i in tied:
+        for time_format in ("iso", "epoch_ms"):
+            same = format_create_time(times[i], time_format)
+            assert same == format_create_time(times[i - 1], time_format)
+    # Runs of several jobs, all at their head's time.
+    assert max(len(list(g)) for _, g in itertools.groupby(times)) >= 5
+    # Random access (walking back to the run's head) agrees, in any order, any world.
+    other = World(WorldSettings(tie_share=0.5))
+    for i in (3999, 17, 2500, 64, 65, 1):
+        assert other.stream_job(pid, i) == jobs[i]
+    # Without ties, times strictly increase.
+    plain = World(WorldSettings())
+    plain_times = [plain.stream_job(pid, i).create_time for i in range(2000)]
+    assert all(b > a for a, b in itertools.pairwise(plain_times))
+
+
+@pytest.mark.parametrize("tie_share", [0.5, 0.95])
+def test_tied_worlds_list_exactly_the_visible_jobs_by_time_then_id(tie_share: float) -> None:
+    settings = WorldSettings(tie_share=tie_share, speed=60.0)
+    world = World(settings)
+    pid = world.projects[1].project_id
+    for t in (settings.anchor + 30, T0, T0 + 1234.5, T0 + 86400):
+        listed = world.list_jobs(pid, t, sort_dir="asc")
+        hi = int((t - settings.anchor) / settings.wall_interval_s) + TIE_BLOCK
+        lo = max(0, hi - int(settings.wall_retention_s / settings.wall_interval_s) - TIE_BLOCK - 2)
+        visible = [world.stream_job(pid, i) for i in range(lo, hi)]
+        expected = sorted(
+            (j for j in visible if j.visible_at(t)), key=lambda j: (j.create_time, j.async_job_id)
+        )
+        assert listed == expected
+        assert world.list_jobs(pid, t, sort_dir="desc") == expected[::-1]
+        assert len({j.create_time for j in listed}) < len(listed) or len(listed) < 2
+        for sort_dir in ("asc", "desc"):
+            full = world.list_jobs(pid, t, sort_dir=sort_dir)
+            for offset, limit in ((0, 7), (5, 3), (len(full) - 4, 10), (len(full), 5)):
+                total, page = world.page(pid, t, offset=offset, limit=limit, sort_dir=sort_dir)
+                assert (total, page) == (len(full), full[offset : offset + limit])
+            user = settings.domain_of(pid)[1][0]
+            filtered = world.list_jobs(pid, t, sort_dir=sort_dir, user_name=user)
+            assert filtered == [j for j in full if j.user_name == user]
+
+
+def test_a_shuffled_page_touches_only_the_tie_groups_at_its_edges() -> None:
+    settings = WorldSettings(
+        projects=(SimProject("d" * 32, "cn-south-2"),),
+        arrival_interval_s=1.0,
+        retention_s=100_000.0,
+        vanish_fraction=0.0,
+        tie_share=0.8,
+    )
+    world = World(settings)
+    rng = random.Random(1)
+    total, page = world.page("d" * 32, T0, offset=50_000, limit=10, shuffle_ties=rng)
+    assert total > 99_000 and len(page) == 10
+    # The page, plus at most a run of TIE_BLOCK jobs (less the page's own) at each edge.
+    assert len(world._cache) <= 10 + 2 * TIE_BLOCK
+
+
+def test_add_job_defaults_to_the_projects_account() -> None:
+    world = World(WorldSettings(streaming=False), ManualClock(T0))
+    for k, project in enumerate(world.projects):
+        job = world.add_job(project.project_id)
+        domain, users = WorldSettings().domains[k % 3]
+        assert (job.domain_name, job.user_name) == (domain, users[0])
