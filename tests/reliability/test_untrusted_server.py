@@ -1,0 +1,393 @@
+"""Servers that behave as the DRS documentation allows but does not describe.
+
+Each test syncs over HTTP on loopback against the simulator with one of its
+switches for what the real API leaves open (drs-api.md, "What the documentation
+does not promise"), and asserts the outcome, the request counts (the
+simulator's log and ``drs.sync_runs``) and that no live job is ever marked gone.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from drs_pipeline.drs.retry import RetryPolicy
+from drs_pipeline.simulator import ScriptedFault, WorldSettings
+from drs_pipeline.sync import SyncReport
+
+from ..conftest import (
+    QUICK_RETRY,
+    Simulator,
+    assert_history_invariants,
+    query,
+    settings_for,
+    start_simulator,
+    sync,
+)
+from .helpers import add_jobs, ids, visible
+
+
+def run_of(report: SyncReport) -> tuple[str, str | None, int, int]:
+    (project,) = report.projects
+    run = project.run
+    return run.outcome, run.error, run.pages, run.gone_jobs
+
+
+def requests_of(simulator: Simulator, project_id: str) -> int:
+    return sum(1 for r in simulator.app.stats.log if r.project_id == project_id)
+
+
+def stored_requests(database: Path, sync_id: str) -> int:
+    ((requests,),) = query(
+        database, "SELECT requests FROM drs.sync_runs WHERE sync_id = ?", [sync_id]
+    )
+    return int(requests)
+
+
+# -- 1. pages shorter than asked ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("page_size", "requests"),
+    # 350 jobs under a cap of 100: what a page size of 100 needs (4), whatever is asked
+    # above it; below it, what the smaller size needs (7, and the look for more after
+    # a full last page).
+    [(1000, 4), (100, 4), (50, 8)],
+    ids=["above-the-cap", "at-the-cap", "below-the-cap"],
+)
+def test_a_server_that_caps_its_pages_is_listed_completely_every_run(
+    simulator: Simulator, tmp_path: Path, database: Path, page_size: int, requests: int
+) -> None:
+    project_id = simulator.project_ids[0]
+    job_ids = add_jobs(simulator, project_id, 350)
+    simulator.faults.max_page = 100
+    settings = settings_for(simulator, tmp_path, [project_id], page_size=page_size)
+    for _ in range(2):
+        simulator.app.stats.reset()
+        simulator.clock.advance(10)
+
+        report = sync(simulator, settings, database)
+
+        assert run_of(report)[:3] == ("ok", None, requests)
+        assert requests_of(simulator, project_id) == requests
+        assert stored_requests(database, report.sync_id) == requests
+        asked = sorted(r.offset or 0 for r in simulator.app.stats.log)
+        assert asked == [min(page_size, 100) * k for k in range(requests)]
+    assert ids(database, gone=False) == set(job_ids)
+
+
+# -- 2. ties in create_time, and a list moving while it is paged ---------------------------
+
+
+def test_three_syncs_with_drift_and_random_ties_lose_nothing_and_mark_nothing_falsely_gone(
+    tmp_path: Path, database: Path
+) -> None:
+    """Half the jobs share their second with the one before, tie groups come back in
+    a new order on every request, and the list moves under the pager."""
+    server, simulator = start_simulator(WorldSettings(seed=13, speed=60.0, tie_share=0.5))
+    with server:
+        simulator.faults.random_ties = True
+        settings = settings_for(simulator, tmp_path, simulator.project_ids[:2], page_size=25)
+        assert sync(simulator, settings, database).all_ok
+        for _ in range(3):
+            simulator.clock.advance(60)
+            before = {pid: set(visible(simulator, pid)) for pid in simulator.project_ids[:2]}
+            simulator.faults.drift_rate = 0.05
+
+            report = sync(simulator, settings, database)
+
+            simulator.faults.drift_rate = 0.0
+            assert [p.run.outcome for p in report.projects] == ["ok", "ok"], [
+                p.run.error for p in report.projects
+            ]
+            assert_history_invariants(database)  # every job stored once
+            for project_id, listed_before in before.items():
+                listed_after = set(visible(simulator, project_id))
+                # Nothing falsely gone, nothing lost that was listed throughout.
+                assert ids(database, project_id, gone=True) & listed_after == set()
+                assert listed_before & listed_after <= ids(database, project_id, gone=False)
+        assert simulator.app.stats.by_fault["drift"] > 0, "the list really moved"
+
+
+# -- 3. answers that must not be believed --------------------------------------------------
+
+
+def test_one_empty_listing_is_a_glitch_listed_again_and_nothing_is_marked_gone(
+    simulator: Simulator, tmp_path: Path, database: Path
+) -> None:
+    project_id = simulator.project_ids[0]
+    job_ids = add_jobs(simulator, project_id, 250)
+    settings = settings_for(simulator, tmp_path, [project_id], page_size=100)
+    assert sync(simulator, settings, database).all_ok
+    simulator.faults.empty_first_listing = True
+    simulator.app.stats.reset()
+    simulator.clock.advance(10)
+
+    report = sync(simulator, settings, database)
+
+    # The empty answer, then the listing again (3 pages), and no look-up by id.
+    assert run_of(report) == ("ok", None, 4, 0)
+    assert requests_of(simulator, project_id) == 4
+    assert stored_requests(database, report.sync_id) == 4
+    assert ids(database, gone=False) == set(job_ids)
+
+
+def test_a_listing_that_stays_short_marks_nothing_gone_past_max_gone_share(
+    simulator: Simulator, tmp_path: Path, database: Path
+) -> None:
+    project_id = simulator.project_ids[0]
+    job_ids = add_jobs(simulator, project_id, 250)
+    settings = settings_for(simulator, tmp_path, [project_id], page_size=100)
+    assert sync(simulator, settings, database).all_ok
+    simulator.faults.empty_listings = 2
+    simulator.app.stats.reset()
+    simulator.clock.advance(10)
+
+    report = sync(simulator, settings, database)
+
+    assert run_of(report) == (
+        "incomplete",
+        "250 of the 250 present jobs (100%) were missing from two listings, more than "
+        "max_gone_share (0.2): nothing marked gone; if they really left, raise "
+        "max_gone_share for one sync",
+        2,
+        0,
+    )
+    assert requests_of(simulator, project_id) == 2, "no look-up by id"
+    assert ids(database, gone=True) == set() and ids(database) == set(job_ids)
+
+
+def test_a_server_that_ignores_the_id_filter_proves_no_absence(
+    simulator: Simulator, tmp_path: Path, database: Path
+) -> None:
+    """The case tried as a new user: one empty listing, a filter ignored. Before,
+    999 of 1,000 live jobs were marked gone and the sync said ok."""
+    project_id = simulator.project_ids[0]
+    job_ids = add_jobs(simulator, project_id, 1000)
+    settings = settings_for(simulator, tmp_path, [project_id], page_size=250)
+    assert sync(simulator, settings, database).all_ok
+    simulator.world.vanish(project_id, job_ids[0])
+    simulator.faults.empty_first_listing = True
+    simulator.faults.ignore_id_filter = True
+    simulator.app.stats.reset()
+    simulator.clock.advance(10)
+
+    report = sync(simulator, settings, database)
+
+    outcome, error, pages, gone = run_of(report)
+    assert (outcome, pages, gone) == ("incomplete", 5, 0)
+    assert error is not None
+    assert error.startswith(
+        f"the async_job_id filter was ignored: asked for job {job_ids[0]}, the answer "
+        "listed 1 job(s) of total_count 999"
+    )
+    # The empty answer, the listing again (4 pages), one look-up by id.
+    assert requests_of(simulator, project_id) == 6
+    assert stored_requests(database, report.sync_id) == 6
+    assert ids(database, gone=True) == set()
+
+
+def test_the_documented_error_for_an_unknown_id_proves_absence(
+    simulator: Simulator, tmp_path: Path, database: Path
+) -> None:
+    project_id = simulator.project_ids[0]
+    job_ids = add_jobs(simulator, project_id, 30)
+    settings = settings_for(simulator, tmp_path, [project_id], page_size=10)
+    assert sync(simulator, settings, database).all_ok
+    simulator.world.vanish(project_id, job_ids[5])
+    simulator.faults.unknown_id_error = True
+    simulator.app.stats.reset()
+    simulator.clock.advance(10)
+
+    report = sync(simulator, settings, database)
+
+    assert run_of(report) == ("ok", None, 3, 1)
+    lookups = [r for r in simulator.app.stats.log if r.status == 400]
+    assert len(lookups) == 1 and requests_of(simulator, project_id) == 4
+    assert ids(database, gone=True) == {job_ids[5]}
+
+
+def test_look_ups_by_id_are_bounded_per_sync_and_the_rest_wait_for_the_next(
+    simulator: Simulator, tmp_path: Path, database: Path
+) -> None:
+    project_id = simulator.project_ids[0]
+    job_ids = add_jobs(simulator, project_id, 40)
+    settings = settings_for(simulator, tmp_path, [project_id], page_size=20, max_absence_checks=2)
+    assert sync(simulator, settings, database).all_ok
+    left = sorted(job_ids[:5])
+    for job_id in left:
+        simulator.world.vanish(project_id, job_id)
+    outcomes = []
+    for _ in range(3):
+        simulator.app.stats.reset()
+        simulator.clock.advance(10)
+        report = sync(simulator, settings, database)
+        outcome, error, pages, gone = run_of(report)
+        outcomes.append((outcome, gone, requests_of(simulator, project_id) - pages))
+    assert outcomes == [("incomplete", 2, 2), ("incomplete", 2, 2), ("ok", 1, 1)]
+    assert error is None and ids(database, gone=True) == set(left)
+    first_error = query(
+        database, "SELECT error FROM drs.sync_runs WHERE outcome = 'incomplete' ORDER BY started_at"
+    )[0][0]
+    assert first_error == (
+        "5 jobs missing from the listing, 2 asked for by id (max_absence_checks); "
+        "the rest are asked for by the next syncs"
+    )
+
+
+def test_a_count_that_is_never_met_lands_what_was_seen_as_incomplete(
+    simulator: Simulator, tmp_path: Path, database: Path
+) -> None:
+    project_id = simulator.project_ids[0]
+    job_ids = add_jobs(simulator, project_id, 30)
+    settings = settings_for(simulator, tmp_path, [project_id], page_size=10)
+    assert sync(simulator, settings, database).all_ok
+    simulator.world.vanish(project_id, job_ids[0])
+    simulator.faults.total_count = 45
+    simulator.app.stats.reset()
+    simulator.clock.advance(10)
+
+    report = sync(simulator, settings, database)
+
+    outcome, error, _, gone = run_of(report)
+    assert (outcome, gone) == ("incomplete", 0)
+    assert error is not None and error.startswith("listing incomplete: 29 distinct jobs seen in 4")
+    assert error.endswith("for total_count 45")
+    # Bounded: four passes (three, and the last after trying to narrow it, which one
+    # status, tenant and user cannot), each of the five pages the count implies and the
+    # short page's rest (offset 29) asked for again.
+    assert requests_of(simulator, project_id) == 4 * 6
+    assert ids(database, gone=True) == set() and ids(database, gone=False) == set(job_ids)
+
+
+def peak_memory_of(action: object) -> tuple[object, int]:
+    """What ``action()`` returns, and the peak of the memory Python allocated meanwhile."""
+    tracemalloc.start()
+    try:
+        result = action()  # type: ignore[operator]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return result, peak
+
+
+def test_a_count_of_a_trillion_fails_at_once_in_bounded_memory(
+    simulator: Simulator, tmp_path: Path, database: Path
+) -> None:
+    project_id = simulator.project_ids[0]
+    add_jobs(simulator, project_id, 30)
+    simulator.faults.total_count = 10**12
+    settings = settings_for(simulator, tmp_path, [project_id], page_size=10)
+
+    report, peak = peak_memory_of(lambda: sync(simulator, settings, database))
+
+    assert isinstance(report, SyncReport)
+    assert requests_of(simulator, project_id) == 1
+    outcome, error, pages, gone = run_of(report)
+    assert (outcome, pages, gone) == ("failed", 0, 0)
+    assert error is not None and re.fullmatch(
+        f"project {project_id}, page offset 0: total_count 1000000000000 is more than "
+        r"max_jobs_per_project \(10000000\): refusing to list it \(X-Request-Id \w+\)",
+        error,
+    )
+    assert peak < 50 * 2**20
+
+
+def test_a_server_that_ignores_offset_fails_at_once_in_bounded_memory(
+    simulator: Simulator, tmp_path: Path, database: Path
+) -> None:
+    project_id = simulator.project_ids[0]
+    add_jobs(simulator, project_id, 300)
+    simulator.faults.ignore_offset = True
+    settings = settings_for(simulator, tmp_path, [project_id], page_size=20, max_concurrency=4)
+
+    report, peak = peak_memory_of(lambda: sync(simulator, settings, database))
+
+    assert isinstance(report, SyncReport)
+    outcome, error, _, _ = run_of(report)
+    assert outcome == "failed" and error is not None
+    assert "the server ignores offset: this page repeats the 20 jobs of offset 0" in error
+    # Page 0 and at most one window (2 x max_concurrency) of the others.
+    assert requests_of(simulator, project_id) <= 1 + 8
+    assert peak < 50 * 2**20
+    assert ids(database) == set()
+
+
+def test_a_response_that_trickles_is_cut_by_the_request_deadline(
+    simulator: Simulator, tmp_path: Path, database: Path
+) -> None:
+    project_id = simulator.project_ids[0]
+    add_jobs(simulator, project_id, 5)
+    simulator.faults.trickle_s = 0.2
+    settings = settings_for(simulator, tmp_path, [project_id], request_timeout_s=1)
+    started = time.monotonic()
+
+    report = sync(simulator, settings, database, retry=RetryPolicy(max_attempts=2))
+
+    assert run_of(report) == (
+        "failed",
+        f"project {project_id}, page offset 0: no complete response from {simulator.url} "
+        "within request_timeout_s (1 s) after 2 attempts",
+        0,
+        0,
+    )
+    assert requests_of(simulator, project_id) == 2
+    assert time.monotonic() - started < 60, "bounded, far from the hang it was"
+
+
+def test_a_sync_that_outlives_its_deadline_fails_naming_the_project_and_page(
+    simulator: Simulator, tmp_path: Path, database: Path
+) -> None:
+    project_id = simulator.project_ids[0]
+    add_jobs(simulator, project_id, 5)
+    simulator.faults.trickle_s = 0.2
+    settings = settings_for(
+        simulator, tmp_path, [project_id], request_timeout_s=60, sync_timeout_s=1
+    )
+
+    report = sync(simulator, settings, database, retry=QUICK_RETRY)
+
+    assert run_of(report) == (
+        "failed",
+        f"project {project_id}, page offset 0: the sync's deadline passed "
+        "(sync_timeout_s = 1 s) before this request was answered",
+        0,
+        0,
+    )
+    assert requests_of(simulator, project_id) == 1
+
+
+# -- 4. endpoints ------------------------------------------------------------------------
+
+
+def test_an_endpoint_that_does_not_serve_v5_is_its_own_clear_failure(
+    simulator: Simulator, tmp_path: Path, database: Path
+) -> None:
+    project_id = simulator.project_ids[0]
+    simulator.faults.script(
+        ScriptedFault(
+            status=404,
+            body={
+                "error_code": "APIGW.0101",
+                "error_msg": "The API does not exist or has not been published in the environment",
+            },
+            times=9,
+        )
+    )
+    settings = settings_for(simulator, tmp_path, [project_id])
+
+    report = sync(simulator, settings, database)
+
+    (project,) = report.projects
+    assert project.run.outcome == "failed" and project.error_code == "APIGW.0101"
+    assert project.run.error == (
+        f"project {project_id}, page offset 0: the DRS v5 API is not served at "
+        f"{simulator.url} (HTTP 404 APIGW.0101: The API does not exist or has not been "
+        "published in the environment); check the project's region and endpoint"
+        f" (X-Request-Id {project.request_id})"
+    )
+    assert requests_of(simulator, project_id) == 1
