@@ -359,23 +359,40 @@ def _run_failures(result: dg.ExecuteInProcessResult) -> tuple[list[str], bool, b
     ]
     config_error = unexpected = False
     for event in result.get_step_failure_events():
-        data = event.step_failure_data
-        if data.user_failure_data is not None:
-            # A dg.Failure: raised on purpose, its description says it all.
-            reason = data.user_failure_data.description or "(no description)"
-            if reason.startswith(CONFIG_ERROR_PREFIX):
-                config_error = True
-                lines.append(reason)
-            else:
-                lines.append(f"{event.step_key} failed: {reason}")
-        elif data.error is not None and data.error.cls_name != "DagsterAssetCheckFailedError":
-            # (A failed blocking check is reported from its evaluation, above.)
-            error = data.error
-            while error.cause is not None and (error.cls_name or "").startswith("Dagster"):
-                error = error.cause  # the user code's exception, not Dagster's wrapper
-            unexpected = True
-            lines.append(f"{event.step_key} failed: {error.message.strip()}")
+        error = event.step_failure_data.error
+        if error is not None and error.cls_name == "DagsterAssetCheckFailedError":
+            continue  # a failed blocking check: reported from its evaluation, above
+        reason, on_purpose = _failure_reason(event)
+        if on_purpose and reason.startswith(CONFIG_ERROR_PREFIX):
+            config_error = True
+            lines.append(reason)
+        else:
+            unexpected = unexpected or not on_purpose
+            lines.append(f"{event.step_key} failed: {reason}")
     return lines, config_error, unexpected
+
+
+def _failure_reason(event: dg.DagsterEvent) -> tuple[str, bool]:
+    """Why a step failed, in one line, and whether it was on purpose (a ``dg.Failure``,
+    whose description says it all) rather than an exception nobody expected."""
+    data = event.step_failure_data
+    if data.user_failure_data is not None:
+        return data.user_failure_data.description or "(no description)", True
+    error = data.error
+    if error is None:
+        return "(no error recorded)", False
+    # Dagster's wrappers (a step's error, a retry policy that gave up) hold what our
+    # code raised as their cause.
+    while error.cause is not None and (
+        (error.cls_name or "").startswith("Dagster")
+        or error.cls_name == "RetryRequestedFromPolicy"
+        or error.message.startswith("dagster.")
+    ):
+        error = error.cause
+    message = error.message.strip()
+    if error.cls_name == "Failure":  # a dg.Failure that was retried first
+        return message.split(": ", 1)[-1], True
+    return message, False
 
 
 def _sync_id_of(result: dg.ExecuteInProcessResult) -> str | None:
