@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
 from importlib.metadata import version
@@ -44,9 +45,10 @@ CONFIG_ERROR_PREFIX = "configuration error:"
 # The blocking check whose failure the per-project lines already explain.
 PROJECTS_CHECK = "every_project_synced_ok"
 
-VERBOSE_HELP = "log every page, and Dagster's event log with its stack traces"
+VERBOSE_HELP = "log every page, and show Dagster's event log with its stack traces"
+HELP_WIDTH = 78
 # What each subcommand's --help says it does, and what its exit codes mean.
-USAGE_ERROR = "wrong options (argparse)"
+USAGE_ERROR = "wrong options"
 DESCRIPTIONS: dict[str, tuple[str, dict[int, str]]] = {
     "sync": (
         "Sync every configured project once: what the schedule runs (the ingest, the marts, "
@@ -64,7 +66,8 @@ DESCRIPTIONS: dict[str, tuple[str, dict[int, str]]] = {
         "then the status counts and durations per tenant and user.",
         {
             EXIT_OK: "every project of every sync ok",
-            EXIT_NOT_OK: "some project of some sync failed or was incomplete",
+            EXIT_NOT_OK: "some project of some sync failed or was incomplete, or a step or "
+            "check of a run failed",
             EXIT_CONFIG: "the database holds projects that are not the simulator's (nothing "
             f"was written), or {USAGE_ERROR}",
         },
@@ -193,15 +196,23 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 
     for name, command in commands.choices.items():
         description, exit_codes = DESCRIPTIONS[name]
-        command.description = description
-        command.epilog = "exit codes:\n" + "\n".join(
-            f"  {code}  {meaning}" for code, meaning in sorted(exit_codes.items())
-        )
+        # Wrapped here, so that the formatter can keep the exit codes one per line.
         command.formatter_class = argparse.RawDescriptionHelpFormatter
+        command.description = textwrap.fill(description, HELP_WIDTH)
+        command.epilog = "exit codes:\n" + "\n".join(
+            textwrap.fill(
+                meaning, HELP_WIDTH, initial_indent=f"  {code}  ", subsequent_indent=" " * 5
+            )
+            for code, meaning in sorted(exit_codes.items())
+        )
         # Also after the command (`drs-pipeline sync -v`). SUPPRESS: absent here, it
         # must not reset a -v given before the command.
         command.add_argument(
-            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP
+            "-v",
+            "--verbose",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help=VERBOSE_HELP if name in ("sync", "demo") else "log at DEBUG level",
         )
         _show_defaults(command)
     return parser
