@@ -256,7 +256,9 @@ def _sync_command(args: argparse.Namespace) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     database = args.database.resolve() if args.database else duckdb_path()
-    print(f"syncing {len(settings.projects)} projects from {settings.source} into {database}")
+    count = len(settings.projects)
+    projects = f"{count} project" + ("s" if count != 1 else "")
+    print(f"syncing {projects} from {settings.source} into {database}")
     return _materialize_and_report(database, verbose=args.verbose, config_path=args.config)
 
 
