@@ -1,10 +1,13 @@
-"""``drs-pipeline``: sync, demo and simulator from the command line.
+"""``drs-pipeline``: sync, demo, sql, simulator and bench from the command line.
 
 ``sync`` and ``demo`` materialize the same Dagster assets the daemon runs,
 in-process, so the command line and the schedule can never drift apart.
 
-Exit codes: 0 every project ok; 1 some project failed or was incomplete (the
-others still landed); 2 a configuration error (nothing was requested).
+What a user sees is plain: the per-project table on stdout, then one line on
+stderr for each project that was not ok and for each failure of the run. An
+outcome the product expects (a failed project, a failed check, a configuration
+error) prints no stack trace: that detail is in Dagster's event log, and on
+the terminal with ``-v``. Each subcommand's ``--help`` lists its exit codes.
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ import logging
 import os
 import re
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
+from importlib.metadata import version
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from drs_pipeline.config import (
     ConfigError,
@@ -29,32 +33,101 @@ from drs_pipeline.config import (
     load_settings_file,
 )
 
+if TYPE_CHECKING:
+    # Imported where used: pandas and Dagster take most of a second, and
+    # `--help` or `--version` should not wait for them.
+    import dagster as dg
+    import pandas as pd
+
 EXIT_OK, EXIT_NOT_OK, EXIT_CONFIG = 0, 1, 2
+# How DrsApiResource.settings_for_run words a configuration error inside a run.
+CONFIG_ERROR_PREFIX = "configuration error:"
+# The blocking check whose failure the per-project lines already explain.
+PROJECTS_CHECK = "every_project_synced_ok"
+
+VERBOSE_HELP = "log every page, and show Dagster's event log with its stack traces"
+HELP_WIDTH = 78
+# What each subcommand's --help says it does, and what its exit codes mean.
+USAGE_ERROR = "wrong options"
+DESCRIPTIONS: dict[str, tuple[str, dict[int, str]]] = {
+    "sync": (
+        "Sync every configured project once: what the schedule runs (the ingest, the marts, "
+        "the publication and every check), in-process. Prints one line per project, then "
+        "one line for each project that was not ok, with its error.",
+        {
+            EXIT_OK: "every project synced ok",
+            EXIT_NOT_OK: "some project failed or was incomplete (the others still landed), "
+            "or a step or check of the run failed",
+            EXIT_CONFIG: f"configuration error (nothing was requested), or {USAGE_ERROR}",
+        },
+    ),
+    "demo": (
+        "Run the whole product on the embedded simulator: several syncs a few seconds apart, "
+        "then the status counts and durations per tenant and user.",
+        {
+            EXIT_OK: "every project of every sync ok",
+            EXIT_NOT_OK: "some project of some sync failed or was incomplete, or a step or "
+            "check of a run failed",
+            EXIT_CONFIG: "the database holds projects that are not the simulator's (nothing "
+            f"was written), or {USAGE_ERROR}",
+        },
+    ),
+    "sql": (
+        "Run a read-only SQL query against the published history and print the result.",
+        {
+            EXIT_OK: "the result was printed",
+            EXIT_NOT_OK: "the query failed, or there is no published history yet",
+            EXIT_CONFIG: USAGE_ERROR,
+        },
+    ),
+    "simulator": (
+        "Serve the DRS simulator over HTTP on loopback, until interrupted. Secrets come "
+        "from the environment variables its options name, never the command line.",
+        {
+            EXIT_OK: "stopped (Ctrl-C or SIGTERM)",
+            EXIT_CONFIG: "a variable it needs is not set, or options that go together were "
+            f"not given together, or {USAGE_ERROR}",
+        },
+    ),
+    "bench": (
+        "Benchmark sync, latency and merge against bounds measured in the same run (slow). "
+        "Reports whether each target was met either way.",
+        {
+            EXIT_OK: "every scenario ran (met or not)",
+            EXIT_NOT_OK: "a scenario could not run",
+            EXIT_CONFIG: USAGE_ERROR,
+        },
+    ),
+}
 
 log = logging.getLogger("drs_pipeline.cli")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    # Our progress at INFO; libraries (httpx logs every request, alembic every
-    # migration step) only when something is wrong.
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser(argv).parse_args(argv)
+    # Without -v: only what is wrong (a retry, a locked file) from our code, nothing
+    # from libraries. With -v: every page, and Dagster's event log with its stack traces.
     logging.basicConfig(
         level=logging.WARNING,
         format="%(asctime)s %(levelname)s %(message)s",
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
-    logging.getLogger("drs_pipeline").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    logging.getLogger("drs_pipeline").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     command: int = args.handler(args)
     return command
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The parser; the benchmark's options are built only when ``argv`` runs it."""
     parser = argparse.ArgumentParser(
-        prog="drs-pipeline", description="History of Huawei Cloud DRS batch async jobs."
+        prog="drs-pipeline",
+        description="History of Huawei Cloud DRS batch async jobs.",
+        epilog="Each command's --help lists its options, their defaults and its exit codes.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log every page")
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     sync = commands.add_parser("sync", help="sync every configured project once")
@@ -65,10 +138,8 @@ def _parser() -> argparse.ArgumentParser:
     sync.set_defaults(handler=_sync_command)
 
     demo = commands.add_parser("demo", help="run the whole product on the embedded simulator")
-    demo.add_argument("--syncs", type=int, default=4, help="syncs to run (default 4)")
-    demo.add_argument(
-        "--interval", type=float, default=3.0, help="seconds between syncs (default 3)"
-    )
+    demo.add_argument("--syncs", type=int, default=4, help="syncs to run")
+    demo.add_argument("--interval", type=float, default=3.0, help="seconds between syncs")
     demo.add_argument("--database", type=Path, help="DuckDB file (default: $DRS_DUCKDB_PATH)")
     demo.set_defaults(handler=_demo_command)
 
@@ -176,13 +247,62 @@ def _parser() -> argparse.ArgumentParser:
     )
     simulator.set_defaults(handler=_simulator_command)
 
-    # The benchmark owns its options (drs_pipeline.bench); imported lazily like the rest.
-    from drs_pipeline.bench import build_parser as bench_parser
-
     bench = commands.add_parser("bench", help="benchmark sync, latency and merge (slow)")
-    bench_parser(bench)
+    if _command_of(argv) == "bench":
+        # The benchmark owns its options; importing it costs 0.2 s that no other
+        # command should pay.
+        from drs_pipeline.bench import build_parser as bench_parser
+
+        bench_parser(bench)
     bench.set_defaults(handler=_bench_command)
+
+    for name, command in commands.choices.items():
+        description, exit_codes = DESCRIPTIONS[name]
+        # Wrapped here, so that the formatter can keep the exit codes one per line.
+        command.formatter_class = argparse.RawDescriptionHelpFormatter
+        command.description = textwrap.fill(description, HELP_WIDTH)
+        command.epilog = "exit codes:\n" + "\n".join(
+            textwrap.fill(
+                meaning, HELP_WIDTH, initial_indent=f"  {code}  ", subsequent_indent=" " * 5
+            )
+            for code, meaning in sorted(exit_codes.items())
+        )
+        # Also after the command (`drs-pipeline sync -v`). SUPPRESS: absent here, it
+        # must not reset a -v given before the command.
+        command.add_argument(
+            "-v",
+            "--verbose",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help=VERBOSE_HELP if name in ("sync", "demo") else "log at DEBUG level",
+        )
+        _show_defaults(command)
     return parser
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` names: its first word that is not an option (the
+    options before it take no value)."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Append its default to the help of each option that has a default worth showing
+    (and does not explain its default already)."""
+    for action in parser._actions:
+        default = action.default
+        if not action.option_strings or default is None or default is False:
+            continue
+        if default == argparse.SUPPRESS or action.help == argparse.SUPPRESS:
+            continue
+        if action.help and "default" in action.help:
+            continue
+        shown = "(default: %(default)s)"
+        action.help = f"{action.help} {shown}" if action.help else shown
+
+
+def _version() -> str:
+    return version("drs_pipeline")
 
 
 def _bench_command(args: argparse.Namespace) -> int:
@@ -198,8 +318,10 @@ def _sync_command(args: argparse.Namespace) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     database = args.database.resolve() if args.database else duckdb_path()
-    print(f"syncing {len(settings.projects)} projects from {settings.source} into {database}")
-    return _materialize_and_report(database, config_path=args.config)
+    count = len(settings.projects)
+    projects = f"{count} project" + ("s" if count != 1 else "")
+    print(f"syncing {projects} from {settings.source} into {database}")
+    return _materialize_and_report(database, verbose=args.verbose, config_path=args.config)
 
 
 def _demo_command(args: argparse.Namespace) -> int:
@@ -217,7 +339,7 @@ def _demo_command(args: argparse.Namespace) -> int:
     worst = EXIT_OK
     for number in range(1, args.syncs + 1):
         print(f"\n== demo sync {number} of {args.syncs} (embedded simulator) ==")
-        worst = max(worst, _materialize_and_report(database, embedded=True))
+        worst = max(worst, _materialize_and_report(database, verbose=args.verbose, embedded=True))
         if number < args.syncs:
             time.sleep(args.interval)
     from drs_pipeline.report import read_table, rounded
@@ -245,10 +367,12 @@ def _demo_command(args: argparse.Namespace) -> int:
 def _materialize_and_report(
     database: Path,
     *,
+    verbose: bool,
     config_path: Path | None = None,
     embedded: bool = False,
 ) -> int:
-    # Imported here: Dagster takes a second to import, `--help` should not wait.
+    """One run of the job: the table of projects on stdout, then a plain line on
+    stderr for each project not ok and each other failure of the run."""
     import dagster as dg
 
     from drs_pipeline.definitions import definitions_with_resources
@@ -268,32 +392,86 @@ def _materialize_and_report(
         if os.environ.get("DAGSTER_HOME")
         else dg.DagsterInstance.ephemeral()
     )
+    # The event log keeps every event and stack trace; the terminal shows them with -v.
+    console_level = "WARNING" if verbose else "CRITICAL"
     with instance:
         # What the schedule runs: the ingest, the marts, the publication, every check.
         result = definitions.resolve_job_def("drs_pipeline_job").execute_in_process(
             instance=instance,
             raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            run_config={"loggers": {"console": {"config": {"log_level": console_level}}}},
         )
+    lines: list[str] = []
     sync_id = _sync_id_of(result)
-    if sync_id is None:
-        for event in result.get_step_failure_events():
-            data = event.step_failure_data
-            reason = data.user_failure_data.description if data.user_failure_data else None
-            if reason is None and data.error is not None:
-                reason = data.error.message
-            print(f"sync failed: {reason}", file=sys.stderr)
-        return EXIT_NOT_OK
-    runs = _sync_runs(database, sync_id)
-    print(_table(runs))
-    not_ok = runs[runs["outcome"] != "ok"]
-    for row in not_ok.itertuples():
-        print(f"  {row.project_id}: {row.outcome}: {row.error}", file=sys.stderr)
-    return EXIT_OK if not_ok.empty and result.success else EXIT_NOT_OK
+    if sync_id is not None:
+        runs = _sync_runs(database, sync_id)
+        print(_table(runs.drop(columns="error")), flush=True)
+        not_ok = runs[runs["outcome"] != "ok"]
+        lines += [
+            f"{project_id}: {outcome}: {error or '(no error recorded)'}"
+            for project_id, outcome, error in zip(
+                not_ok["project_id"], not_ok["outcome"], not_ok["error"], strict=True
+            )
+        ]
+    failures, config_error, unexpected = _run_failures(result)
+    lines += failures
+    if unexpected and not verbose:
+        lines.append("(run again with -v for the stack trace)")
+    for line in lines:
+        print(line, file=sys.stderr)
+    if config_error:
+        return EXIT_CONFIG
+    return EXIT_OK if result.success and not lines else EXIT_NOT_OK
 
 
-def _sync_id_of(result: object) -> str | None:
-    for event in result.get_asset_materialization_events():  # type: ignore[attr-defined]
+def _run_failures(result: dg.ExecuteInProcessResult) -> tuple[list[str], bool, bool]:
+    """What failed in the run besides a project, one plain line each; whether one of
+    them is a configuration error, and whether one is an error nobody expected."""
+    lines = [
+        f"check {check.asset_key.to_user_string()} {check.check_name} failed: {check.description}"
+        for check in result.get_asset_check_evaluations()
+        if not check.passed and check.blocking and check.check_name != PROJECTS_CHECK
+    ]
+    config_error = unexpected = False
+    for event in result.get_step_failure_events():
+        error = event.step_failure_data.error
+        if error is not None and error.cls_name == "DagsterAssetCheckFailedError":
+            continue  # a failed blocking check: reported from its evaluation, above
+        reason, on_purpose = _failure_reason(event)
+        if on_purpose and reason.startswith(CONFIG_ERROR_PREFIX):
+            config_error = True
+            lines.append(reason)
+        else:
+            unexpected = unexpected or not on_purpose
+            lines.append(f"{event.step_key} failed: {reason}")
+    return lines, config_error, unexpected
+
+
+def _failure_reason(event: dg.DagsterEvent) -> tuple[str, bool]:
+    """Why a step failed, in one line, and whether it was on purpose (a ``dg.Failure``,
+    whose description says it all) rather than an exception nobody expected."""
+    data = event.step_failure_data
+    if data.user_failure_data is not None:
+        return data.user_failure_data.description or "(no description)", True
+    error = data.error
+    if error is None:
+        return "(no error recorded)", False
+    # Dagster's wrappers (a step's error, a retry policy that gave up) hold what our
+    # code raised as their cause.
+    while error.cause is not None and (
+        (error.cls_name or "").startswith("Dagster")
+        or error.cls_name == "RetryRequestedFromPolicy"
+        or error.message.startswith("dagster.")
+    ):
+        error = error.cause
+    message = error.message.strip()
+    if error.cls_name == "Failure":  # a dg.Failure that was retried first
+        return message.split(": ", 1)[-1], True
+    return message, False
+
+
+def _sync_id_of(result: dg.ExecuteInProcessResult) -> str | None:
+    for event in result.get_asset_materialization_events():
         value = event.materialization.metadata.get("sync_id")
         if value is not None:
             return str(value.value)
@@ -306,7 +484,8 @@ def _sync_runs(database: Path, sync_id: str) -> pd.DataFrame:
     with connect(database, read_only=True) as con:
         return con.execute(
             "SELECT project_id, outcome, pages, jobs_seen AS jobs, new_jobs AS new, "
-            "changed_jobs AS changed, gone_jobs AS gone, rejected_records AS rejected "
+            "changed_jobs AS changed, gone_jobs AS gone, rejected_records AS rejected, "
+            "coalesce(error, '') AS error "
             "FROM drs.sync_runs WHERE sync_id = ? ORDER BY project_id",
             [sync_id],
         ).df()
@@ -346,6 +525,8 @@ def _sql_command(args: argparse.Namespace) -> int:
     if args.csv:
         frame.to_csv(sys.stdout, index=False)
     else:
+        import pandas as pd
+
         with pd.option_context("display.max_rows", 500, "display.width", 200):
             print(_table(frame))
     return EXIT_OK

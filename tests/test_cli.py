@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import secrets
 import socket
 import subprocess
 import sys
+import threading
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 import duckdb
 import httpx
+import pytest
+
+from drs_pipeline import cli
+from drs_pipeline.config import ConfigError, load_settings_file
+from drs_pipeline.simulator.faults import ScriptedFault
 
 from .conftest import Simulator, query, write_config
 
@@ -25,21 +34,94 @@ def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Completed
     )
 
 
-def test_sync_exit_codes_and_report(simulator: Simulator, tmp_path: Path, database: Path) -> None:
+# What the terminal must not show without -v: a Python traceback, or Dagster's console
+# log (its lines, its event names, its stack traces).
+NOISE = (
+    "Traceback",
+    "Stack Trace:",
+    "dagster._core",
+    " - dagster - ",
+    "STEP_FAILURE",
+    "RUN_FAILURE",
+)
+TABLE_HEADER = ["project_id", "outcome", "pages", "jobs", "new", "changed", "gone", "rejected"]
+REQUEST_ID = "5f2c0e1d9b8a47c6a3e4d5f60718293a"
+
+
+def assert_quiet(done: subprocess.CompletedProcess[str]) -> None:
+    for marker in NOISE:
+        assert marker not in done.stdout and marker not in done.stderr, marker
+
+
+def table_rows(stdout: str) -> dict[str, list[str]]:
+    """The per-project table after the first line, by project, each row split in cells."""
+    header, *rows = stdout.splitlines()[1:]
+    assert header.split() == TABLE_HEADER
+    return {row.split()[0]: row.split()[1:] for row in rows}
+
+
+def refuse(simulator: Simulator, project_id: str) -> None:
+    """The API refuses the project, as DRS does a project ID it does not know."""
+    simulator.faults.script(
+        ScriptedFault(
+            status=403,
+            body={"error_code": "DRS.M00261", "error_msg": "Invalid project ID."},
+            headers={"X-Request-Id": REQUEST_ID},
+            project_id=project_id,
+        )
+    )
+
+
+def test_sync_all_ok_prints_the_table_and_nothing_else(
+    simulator: Simulator, tmp_path: Path, database: Path
+) -> None:
     good = simulator.project_ids[0]
     for _ in range(3):
         simulator.world.add_job(good)
-    env = {"DRS_AUTH_TOKEN": simulator.token, "DRS_DUCKDB_PATH": str(database)}
-
     config = write_config(tmp_path / "ok.yaml", simulator, [good])
+    env = {"DRS_AUTH_TOKEN": simulator.token, "DRS_DUCKDB_PATH": str(database)}
     done = run(["sync"], {**env, "DRS_CONFIG": str(config)}, tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert good in done.stdout and " ok " in done.stdout
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.splitlines()[0] == f"syncing 1 project from {config} into {database}"
+    assert table_rows(done.stdout) == {good: ["ok", "1", "3", "3", "0", "0", "0"]}
 
-    config = write_config(tmp_path / "bad.yaml", simulator, [good, "d" * 32])
+
+def test_sync_reports_a_refused_project_in_one_plain_line(
+    simulator: Simulator, tmp_path: Path, database: Path
+) -> None:
+    """The issue's case: one project refused among good ones. The table, then one line
+    with the DRS error code and request id; Dagster's stack traces only with -v."""
+    good, refused = simulator.project_ids[:2]
+    for _ in range(3):
+        simulator.world.add_job(good)
+    config = write_config(tmp_path / "drs.yaml", simulator, [good, refused])
+    env = {"DRS_AUTH_TOKEN": simulator.token, "DRS_DUCKDB_PATH": str(database)}
+    refused_line = (
+        f"{refused}: failed: project {refused}, page offset 0: HTTP 403 DRS.M00261: "
+        f"Invalid project ID. (X-Request-Id {REQUEST_ID})"
+    )
+
+    refuse(simulator, refused)
     done = run(["sync", "--config", str(config)], env, tmp_path)
-    assert done.returncode == 1
-    assert "d" * 32 in done.stderr and "DRS.M00261" in done.stderr and "X-Request-Id" in done.stderr
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.splitlines()[0] == f"syncing 2 projects from {config} into {database}"
+    assert table_rows(done.stdout) == {
+        good: ["ok", "1", "3", "3", "0", "0", "0"],
+        refused: ["failed", "0", "0", "0", "0", "0", "0"],
+    }
+    assert done.stderr.splitlines() == [refused_line]
+    assert_quiet(done)
+
+    # -v after the command: every page, and Dagster's event log with its stack traces.
+    refuse(simulator, refused)
+    done = run(["sync", "-v", "--config", str(config)], env, tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert set(table_rows(done.stdout)) == {good, refused}
+    assert f"DEBUG project {good}: page offset 0: 3 jobs" in done.stderr
+    assert "dagster - ERROR" in done.stderr and "Stack Trace:" in done.stderr
+    assert "DagsterAssetCheckFailedError" in done.stderr
+    assert done.stderr.splitlines()[-1] == refused_line
+    assert "Traceback (most recent call last)" not in done.stdout + done.stderr
     assert query(database, "SELECT count(DISTINCT sync_id) FROM drs.sync_runs") == [(2,)]
 
 
@@ -48,10 +130,150 @@ def test_sync_configuration_error_exits_2_before_any_request(
 ) -> None:
     config = write_config(tmp_path / "drs.yaml", simulator)
     done = run(["sync"], {"DRS_DUCKDB_PATH": str(database)}, tmp_path)  # ./drs.yaml, no token
-    assert done.returncode == 2
-    assert "drs.yaml: auth.token_env: environment variable DRS_AUTH_TOKEN is not set" in done.stderr
+    assert (done.returncode, done.stdout) == (2, "")
+    with pytest.raises(ConfigError) as raised:
+        load_settings_file(config, {})
+    assert "auth.token_env: environment variable DRS_AUTH_TOKEN is not set" in str(raised.value)
+    assert done.stderr.splitlines() == [f"configuration error: {raised.value}"]
     assert simulator.app.stats.requests == 0 and not database.exists()
-    del config
+
+
+def test_a_configuration_error_inside_the_run_exits_2_in_one_plain_line(
+    simulator: Simulator, tmp_path: Path, database: Path
+) -> None:
+    """The file changes between the command's own check and the run's (a FIFO here, so
+    that the two reads get two documents): the run's dg.Failure becomes one line, exit 2."""
+    good = write_config(tmp_path / "good.yaml", simulator, simulator.project_ids[:2]).read_text()
+    broken = good.replace("page_size: 1000", "page_size: lots")
+    (tmp_path / "broken.yaml").write_text(broken)
+    with pytest.raises(ConfigError) as raised:
+        load_settings_file(tmp_path / "broken.yaml", {"DRS_AUTH_TOKEN": simulator.token})
+    fifo = tmp_path / "drs.yaml"
+    os.mkfifo(fifo)
+    done_serving = threading.Event()
+
+    def serve() -> None:
+        # The first reader gets the good document, every later one the broken one.
+        documents = itertools.chain([good], itertools.repeat(broken))
+        document = next(documents)
+        while not done_serving.is_set():
+            writer = _open_writer(fifo)
+            if writer is None:
+                time.sleep(0.01)
+                continue
+            with contextlib.suppress(BrokenPipeError), os.fdopen(writer, "w") as pipe:
+                pipe.write(document)
+            # One document per reader: wait until this one has closed the pipe.
+            while not done_serving.is_set() and (writer := _open_writer(fifo)) is not None:
+                os.close(writer)
+                time.sleep(0.01)
+            document = next(documents)
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    try:
+        env = {"DRS_AUTH_TOKEN": simulator.token, "DRS_DUCKDB_PATH": str(database)}
+        done = run(["sync", "--config", str(fifo)], env, tmp_path)
+    finally:
+        done_serving.set()
+        server.join(timeout=10)
+    assert done.returncode == 2, done.stderr
+    assert done.stdout.splitlines() == [f"syncing 2 projects from {fifo} into {database}"]
+    expected = str(raised.value).replace(str(tmp_path / "broken.yaml"), str(fifo))
+    assert done.stderr.splitlines() == [f"configuration error: {expected}"]
+    assert_quiet(done)
+    assert simulator.app.stats.requests == 0 and not database.exists()
+
+
+def _open_writer(fifo: Path) -> int | None:
+    """The write end of ``fifo`` (blocking), or None while nobody has it open to read."""
+    try:
+        writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:  # ENXIO
+        return None
+    os.set_blocking(writer, True)
+    return writer
+
+
+def test_version_and_verbose_on_either_side_of_the_command(tmp_path: Path) -> None:
+    done = run(["--version"], {}, tmp_path)
+    assert (done.returncode, done.stdout, done.stderr) == (
+        0,
+        f"drs-pipeline {version('drs_pipeline')}\n",
+        "",
+    )
+    for argv, verbose in [
+        (["sync"], False),
+        (["-v", "sync"], True),
+        (["sync", "-v"], True),
+        (["sync", "--verbose", "--config", "x.yaml"], True),
+        (["demo", "--syncs", "1", "-v"], True),
+    ]:
+        assert cli._parser(argv).parse_args(argv).verbose is verbose, argv
+
+
+def test_each_command_has_a_description_its_defaults_and_its_exit_codes(tmp_path: Path) -> None:
+    expected = {
+        "sync": [
+            "Sync every configured project once",
+            "--config CONFIG      configuration file (default: $DRS_CONFIG, else",
+            "  0  every project synced ok",
+            "  1  some project failed or was incomplete (the others still landed), or a",
+            "  2  configuration error (nothing was requested), or wrong options",
+        ],
+        "demo": [
+            "Run the whole product on the embedded simulator",
+            "--syncs SYNCS        syncs to run (default: 4)",
+            "--interval INTERVAL  seconds between syncs (default: 3.0)",
+            "  0  every project of every sync ok",
+            "  1  some project of some sync failed or was incomplete",
+            "  2  the database holds projects that are not the simulator's",
+        ],
+        "sql": [
+            "Run a read-only SQL query against the published history",
+            "  0  the result was printed",
+            "  1  the query failed, or there is no published history yet",
+            "  2  wrong options",
+        ],
+        "simulator": [
+            "Serve the DRS simulator over HTTP on loopback",
+            "--port PORT           (default: 8600)",
+            "  0  stopped (Ctrl-C or SIGTERM)",
+            "  2  a variable it needs is not set",
+        ],
+        "bench": [
+            "Benchmark sync, latency and merge",
+            "limit of each request (default: 1000)",
+            "  0  every scenario ran (met or not)",
+            "  1  a scenario could not run",
+        ],
+    }
+    for command, lines in expected.items():
+        done = run([command, "--help"], {}, tmp_path)
+        assert (done.returncode, done.stderr) == (0, ""), command
+        assert "\nexit codes:\n" in done.stdout, command
+        for line in lines:
+            assert line in done.stdout, (command, line)
+
+
+def test_exit_codes_of_wrong_options_and_a_failed_query(tmp_path: Path) -> None:
+    done = run(["sync", "--no-such-option"], {}, tmp_path)
+    assert done.returncode == 2 and "unrecognized arguments: --no-such-option" in done.stderr
+    done = run(["sql", "SELECT 1", "--database", str(tmp_path / "none.duckdb")], {}, tmp_path)
+    assert done.returncode == 1 and done.stderr.startswith("error: ")
+    assert_quiet(done)
+
+
+def test_only_the_bench_command_imports_the_benchmark(tmp_path: Path) -> None:
+    code = (
+        "import sys; from drs_pipeline import cli; "
+        "cli._parser(sys.argv[1:]); print('drs_pipeline.bench' in sys.modules)"
+    )
+    for argv, imported in [(["sync"], "False"), (["-v", "bench", "--quick"], "True")]:
+        done = subprocess.run(
+            [sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True
+        )
+        assert done.stdout.strip() == imported, argv
 
 
 def test_demo_runs_the_product_on_the_embedded_simulator(tmp_path: Path, database: Path) -> None:
