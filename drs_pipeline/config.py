@@ -65,9 +65,16 @@ ENV_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 ACCESS_KEY_PATTERN = re.compile(r"[!-+\--~]+")
 HEADER_VALUE_PATTERN = re.compile(r"[!-~]+")
 DEFAULT_SCHEDULE = "*/5 * * * *"
-# Five cron fields of digits, names, *, /, - and commas; Dagster checks the rest
-# when it builds the schedule.
-CRON_PATTERN = re.compile(r"[0-9A-Za-z*/,\-]+( +[0-9A-Za-z*/,\-]+){4}")
+# The five fields of a cron expression: (name, lowest, highest, names of values).
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+CRON_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day of month", 1, 31, {}),
+    ("month", 1, 12, {name: number for number, name in enumerate(_MONTHS, 1)}),
+    ("day of week", 0, 7, {name: number for number, name in enumerate(_DAYS)}),
+)
 # Minutes a job may stay in a status before it counts as stuck.
 DEFAULT_STUCK_AFTER_MINUTES = {
     "ASYNC_JOB_VALIDATING": 60,
@@ -464,11 +471,35 @@ def parse_settings(document: object, source: str, env: Mapping[str, str]) -> Set
 
 
 def parse_schedule(value: object, source: str) -> str:
-    if not isinstance(value, str) or not CRON_PATTERN.fullmatch(value.strip()):
+    """A cron expression of five fields (UTC), checked field by field here, so that a
+    bad one fails every run with this message instead of breaking Dagster's schedule."""
+    problem = _cron_problem(value.strip()) if isinstance(value, str) else "not a string"
+    if problem:
         raise ConfigError(
-            source, "schedule", "must be a cron expression of five fields, like '*/5 * * * *'"
+            source,
+            "schedule",
+            f"must be a cron expression of five fields, like '*/5 * * * *': {problem}",
         )
-    return value.strip()
+    assert isinstance(value, str)
+    return " ".join(value.split())
+
+
+def _cron_problem(expression: str) -> str | None:
+    fields = expression.split()
+    if len(fields) != len(CRON_FIELDS):
+        return f"{short(expression)} has {len(fields)} fields"
+    for text, (name, low, high, names) in zip(fields, CRON_FIELDS, strict=True):
+        for item in text.split(","):
+            values, _, step = item.partition("/")
+            if step and not (step.isdigit() and 0 < int(step) <= high):
+                return f"the {name} field's step {short(step)} is not a number from 1 to {high}"
+            if values == "*":
+                continue
+            for part in values.split("-", 1):
+                number = int(part) if part.isdigit() else names.get(part.lower())
+                if number is None or not low <= number <= high:
+                    return f"the {name} field {short(item)} is not within {low}-{high}"
+    return None
 
 
 def load_schedule(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> str:
