@@ -297,13 +297,8 @@ def read_yaml(path: Path) -> object:
         text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(source, "(file)", f"cannot be read: {short(exc)}") from None
-    loader = yaml.SafeLoader(text)
     try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        _refuse_alias_bombs(node, source)
-        return loader.construct_document(node)
+        return _compose_and_construct(text, source)
     except ConfigError:
         raise
     except yaml.YAMLError as exc:
@@ -311,6 +306,16 @@ def read_yaml(path: Path) -> object:
     except (ValueError, TypeError, RecursionError) as exc:
         # PyYAML's own limits: an integer of more than 4300 digits, nesting too deep.
         raise ConfigError(source, "(file)", f"not valid YAML: {short(exc)}") from None
+
+
+def _compose_and_construct(text: str, source: str) -> object:
+    loader = yaml.SafeLoader(text)  # refuses control characters already
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _refuse_alias_bombs(node, source)
+        return loader.construct_document(node)
     finally:
         loader.dispose()
 
