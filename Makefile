@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export DAGSTER_HOME := $(CURDIR)/dagster_home
+# The base of drs.yaml and data/drs_history.duckdb (see README, configuration): the
+# checkout, for every target alike (the notebook's kernel runs in notebooks/).
+export DRS_HOME ?= $(CURDIR)
 
 .PHONY: setup demo sync simulator notebook dev check-defs lint format typecheck audit unit-tests test lock clean
 

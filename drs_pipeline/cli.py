@@ -312,12 +312,13 @@ def _bench_command(args: argparse.Namespace) -> int:
 
 
 def _sync_command(args: argparse.Namespace) -> int:
+    database = args.database.resolve() if args.database else duckdb_path()
     try:
         settings = load_settings_file(args.config) if args.config else load_settings()
+        _check_target(database, settings)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    database = args.database.resolve() if args.database else duckdb_path()
     count = len(settings.projects)
     projects = f"{count} project" + ("s" if count != 1 else "")
     print(f"syncing {projects} from {settings.source} into {database}")
@@ -325,16 +326,11 @@ def _sync_command(args: argparse.Namespace) -> int:
 
 
 def _demo_command(args: argparse.Namespace) -> int:
-    settings = embedded_simulator_settings()
     database = args.database.resolve() if args.database else duckdb_path()
-    foreign = _foreign_projects(database, settings)
-    if foreign:
-        print(
-            f"{database} already holds projects that are not the simulator's "
-            f"({', '.join(sorted(foreign)[:3])}...): the demo will not mix into real history. "
-            "Point DRS_DUCKDB_PATH (or --database) at another file.",
-            file=sys.stderr,
-        )
+    try:
+        _check_target(database, embedded_simulator_settings())
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     worst = EXIT_OK
     for number in range(1, args.syncs + 1):
@@ -358,7 +354,7 @@ def _demo_command(args: argparse.Namespace) -> int:
     from drs_pipeline.warehouse.publish import published_path
 
     print(f"\nThe history is in {database}; readers use the published copy")
-    print(f"  {published_path({'DRS_DUCKDB_PATH': str(database)})}")
+    print(f"  {published_path(database=database)}")
     print("Query it with SQL, or open notebooks/explore_jobs.ipynb (make notebook):")
     print('  drs-pipeline sql "FROM drs.job_durations"')
     return worst
@@ -491,20 +487,13 @@ def _sync_runs(database: Path, sync_id: str) -> pd.DataFrame:
         ).df()
 
 
-def _foreign_projects(database: Path, settings: Settings) -> set[str]:
-    if not database.exists():
-        return set()
-    from drs_pipeline.warehouse.store import connect
+def _check_target(database: Path, settings: Settings) -> None:
+    """The guard every sync runs first (``warehouse.target``), before anything runs,
+    the readers' copy included: exit 2 instead of a failed run."""
+    from drs_pipeline.warehouse.publish import published_path
+    from drs_pipeline.warehouse.target import check_target
 
-    with connect(database, read_only=True) as con:
-        has_table = con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'drs' "
-            "AND table_name = 'sync_runs'"
-        ).fetchone()
-        if not has_table or not has_table[0]:
-            return set()
-        rows = con.execute("SELECT DISTINCT project_id FROM drs.sync_runs").fetchall()
-    return {row[0] for row in rows} - {p.project_id for p in settings.projects}
+    check_target(database, settings, published=published_path(database=database))
 
 
 def _table(frame: pd.DataFrame) -> str:

@@ -3,8 +3,11 @@
 Where the settings come from, in order:
 
 1. the YAML file named by ``DRS_CONFIG``;
-2. ``./drs.yaml`` if it exists;
+2. ``drs.yaml`` in the home folder (``DRS_HOME``, else the current directory);
 3. neither: the embedded simulator (no credentials, no network).
+
+The history database defaults to ``data/drs_history.duckdb`` in the same home
+folder (``DRS_DUCKDB_PATH`` overrides it): one base for both, resolved here only.
 
 Everything is checked before the first request. Every error names the file and
 the key (``projects[1].project_id``) so that a user can fix it without reading
@@ -18,6 +21,7 @@ import dataclasses
 import ipaddress
 import os
 import re
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +30,14 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from drs_pipeline.drs.regions import default_endpoint
+
 CONFIG_ENV = "DRS_CONFIG"
 DUCKDB_PATH_ENV = "DRS_DUCKDB_PATH"
+HOME_ENV = "DRS_HOME"
 DEFAULT_CONFIG_NAME = "drs.yaml"
+# Inside the home folder (DRS_HOME, else the current directory).
+DEFAULT_DUCKDB_NAME = Path("data") / "drs_history.duckdb"
 DEFAULT_TOKEN_ENV = "DRS_AUTH_TOKEN"  # noqa: S105 - a variable name, not a secret
 # The official SDKs' variable names, so that one environment serves both.
 DEFAULT_AK_ENV = "HUAWEICLOUD_SDK_AK"
@@ -36,11 +45,6 @@ DEFAULT_SK_ENV = "HUAWEICLOUD_SDK_SK"
 DEFAULT_SECURITY_TOKEN_ENV = "HUAWEICLOUD_SDK_SECURITY_TOKEN"  # noqa: S105 - a variable name
 DEFAULT_PASSWORD_ENV = "HUAWEICLOUD_IAM_PASSWORD"  # noqa: S105 - a variable name
 DEFAULT_IAM_ENDPOINT = "https://iam.myhuaweicloud.com"
-
-# The checkout this package was installed from (editable install); the default
-# database lives in its ignored ``data/`` folder, not relative to the cwd.
-CHECKOUT_DIR = Path(__file__).resolve().parent.parent
-DEFAULT_DUCKDB_PATH = CHECKOUT_DIR / "data" / "drs_history.duckdb"
 
 PROJECT_ID_PATTERN = re.compile(r"[0-9a-f]{32}")
 REGION_PATTERN = re.compile(r"[a-z]{2,}(-[a-z0-9]+){1,4}")
@@ -61,9 +65,16 @@ ENV_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 ACCESS_KEY_PATTERN = re.compile(r"[!-+\--~]+")
 HEADER_VALUE_PATTERN = re.compile(r"[!-~]+")
 DEFAULT_SCHEDULE = "*/5 * * * *"
-# Five cron fields of digits, names, *, /, - and commas; Dagster checks the rest
-# when it builds the schedule.
-CRON_PATTERN = re.compile(r"[0-9A-Za-z*/,\-]+( +[0-9A-Za-z*/,\-]+){4}")
+# The five fields of a cron expression: (name, lowest, highest, names of values).
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+CRON_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day of month", 1, 31, {}),
+    ("month", 1, 12, {name: number for number, name in enumerate(_MONTHS, 1)}),
+    ("day of week", 0, 7, {name: number for number, name in enumerate(_DAYS)}),
+)
 # Minutes a job may stay in a status before it counts as stuck.
 DEFAULT_STUCK_AFTER_MINUTES = {
     "ASYNC_JOB_VALIDATING": 60,
@@ -76,6 +87,11 @@ DEFAULT_MAX_ABSENCE_CHECKS = 100
 DEFAULT_MAX_JOBS_PER_PROJECT = 10_000_000
 DEFAULT_REQUEST_TIMEOUT_S = 60.0
 DEFAULT_SYNC_TIMEOUT_S = 1800.0
+# drs.yaml is a short file: anything larger is refused before it is parsed.
+MAX_CONFIG_BYTES = 1024 * 1024
+# Values (scalars, lists, mappings) the document may hold once its aliases are
+# expanded: far more than any real file, far less than an alias bomb.
+MAX_YAML_VALUES = 100_000
 
 
 class ConfigError(ValueError):
@@ -210,26 +226,43 @@ class Settings:
         return auth
 
 
-def duckdb_path(env: Mapping[str, str] | None = None) -> Path:
-    """Where the history database lives: ``DRS_DUCKDB_PATH`` or the checkout default."""
+def drs_home(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Path:
+    """The base of the default paths: ``DRS_HOME``, else the current directory."""
+    env = os.environ if env is None else env
+    raw = env.get(HOME_ENV, "").strip()
+    base = cwd or Path.cwd()
+    return (base / Path(raw).expanduser()).resolve() if raw else base.resolve()
+
+
+def duckdb_path(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Path:
+    """Where the history database lives: ``DRS_DUCKDB_PATH``, else
+    ``data/drs_history.duckdb`` in the home folder (``drs_home``)."""
     env = os.environ if env is None else env
     raw = env.get(DUCKDB_PATH_ENV, "").strip()
-    return Path(raw).expanduser().resolve() if raw else DEFAULT_DUCKDB_PATH
+    if raw:
+        return ((cwd or Path.cwd()) / Path(raw).expanduser()).resolve()
+    return drs_home(env, cwd) / DEFAULT_DUCKDB_NAME
 
 
-def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
-    """Settings from ``DRS_CONFIG``, else ``./drs.yaml``, else the embedded simulator."""
+def config_path(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Path | None:
+    """The configuration file: ``DRS_CONFIG`` (which must exist), else ``drs.yaml`` in
+    the home folder if it exists, else None (the embedded simulator)."""
     env = os.environ if env is None else env
     explicit = env.get(CONFIG_ENV, "").strip()
     if explicit:
-        path = Path(explicit).expanduser()
+        path = (cwd or Path.cwd()) / Path(explicit).expanduser()
         if not path.is_file():
             raise ConfigError(str(path), CONFIG_ENV, "no such configuration file")
-        return load_settings_file(path, env)
-    local = (cwd or Path.cwd()) / DEFAULT_CONFIG_NAME
-    if local.is_file():
-        return load_settings_file(local, env)
-    return embedded_simulator_settings(env)
+        return path
+    local = drs_home(env, cwd) / DEFAULT_CONFIG_NAME
+    return local if local.is_file() else None
+
+
+def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
+    """Settings from ``DRS_CONFIG``, else ``$DRS_HOME/drs.yaml``, else the embedded simulator."""
+    env = os.environ if env is None else env
+    path = config_path(env, cwd)
+    return embedded_simulator_settings(env) if path is None else load_settings_file(path, env)
 
 
 def embedded_simulator_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -261,14 +294,153 @@ def embedded_simulator_settings(env: Mapping[str, str] | None = None) -> Setting
 
 def load_settings_file(path: Path, env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
+    return parse_settings(read_yaml(path), str(path), env)
+
+
+def read_yaml(path: Path) -> object:
+    """The YAML document in ``path``, refused when it is not a plain, small document:
+    too large a file, or aliases that expand it beyond ``MAX_YAML_VALUES`` values (an
+    alias bomb, "billion laughs"), is refused before anything is built from it."""
     source = str(path)
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(source, "(file)", f"not valid YAML: {exc}") from None
+        with path.open("rb") as file:
+            raw = file.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                source, "(file)", f"is larger than {MAX_CONFIG_BYTES} bytes: not a drs.yaml"
+            )
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(source, "(file)", f"cannot be read: {exc}") from None
-    return parse_settings(document, source, env)
+        raise ConfigError(source, "(file)", f"cannot be read: {short(exc)}") from None
+    try:
+        return _compose_and_construct(text, source)
+    except ConfigError:
+        raise
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, "(file)", f"not valid YAML: {_yaml_problem(exc)}") from None
+    except (ValueError, TypeError, RecursionError) as exc:
+        # PyYAML's own limits: an integer of more than 4300 digits, nesting too deep.
+        raise ConfigError(source, "(file)", f"not valid YAML: {short(exc)}") from None
+
+
+def _compose_and_construct(text: str, source: str) -> object:
+    loader = yaml.SafeLoader(text)  # refuses control characters already
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _refuse_alias_bombs(node, source)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's complaint and where, without the lines of the file it quotes."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        what = " ".join(part for part in (exc.context, exc.problem) if part)
+        mark = exc.problem_mark
+        return cut(f"{what} (line {mark.line + 1}, column {mark.column + 1})", 200)
+    return cut(str(exc), 200)
+
+
+def _refuse_alias_bombs(root: yaml.Node, source: str) -> None:
+    """Count the values the document would hold with every alias expanded (merge keys
+    included), without expanding anything: each node is counted once, then reused."""
+    expansion = _Expansion(source)
+    if expansion.size(root) <= MAX_YAML_VALUES:
+        return
+    # Name where it happens: down the mappings from the top to the first value too
+    # large, and into a list only when just one of its items is (projects[0]).
+    path, node = "", root
+    while True:
+        children = [
+            (child_path, child)
+            for child_path, child in _children(node, path)
+            if expansion.size(child) > MAX_YAML_VALUES
+        ]
+        if isinstance(node, yaml.MappingNode):
+            children = [(p, c) for p, c in children if not p.endswith("(key)")][:1]
+        if len(children) != 1:
+            break
+        ((path, node),) = children
+    raise ConfigError(
+        source,
+        path or "(top level)",
+        f"expands to more than {MAX_YAML_VALUES} values through YAML aliases (an alias "
+        "bomb?): refused; write the values out instead of nesting aliases",
+    )
+
+
+def _children(node: yaml.Node, path: str) -> list[tuple[str, yaml.Node]]:
+    """A node's children, each with the key path an error names it by."""
+    if isinstance(node, yaml.SequenceNode):
+        return [(f"{path}[{index}]", item) for index, item in enumerate(node.value)]
+    if isinstance(node, yaml.MappingNode):
+        found = []
+        for key_node, value_node in node.value:
+            name = short_key(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+            child_path = f"{path}.{name}" if path else name
+            found += [(f"{child_path} (key)", key_node), (child_path, value_node)]
+        return found
+    return []
+
+
+class _Expansion:
+    """How many values a node stands for, aliases expanded; counting stops past the
+    limit, so no node costs more than its own children, counted once."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sizes: dict[int, int] = {}
+        self.entered: dict[int, str] = {}  # nodes being counted, by the path they were met at
+
+    def size(self, node: yaml.Node, path: str = "") -> int:
+        key = id(node)
+        if key in self.sizes:
+            return self.sizes[key]
+        if key in self.entered:
+            raise ConfigError(
+                self.source,
+                path or "(top level)",
+                f"a YAML alias refers to {self.entered[key] or 'the whole document'}, "
+                "which contains it",
+            )
+        self.entered[key] = path
+        total = 1
+        for child_path, child in _children(node, path):
+            total += self.size(child, child_path.removesuffix(" (key)"))
+            if total > MAX_YAML_VALUES:
+                break  # enough to refuse; the rest need not be counted
+        del self.entered[key]
+        self.sizes[key] = total
+        return total
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = 40
+_SHORT.maxother = 40
+_SHORT.maxlong = 40
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 4
+_SHORT.maxlevel = 2
+
+
+def short(value: object, limit: int = 80) -> str:
+    """A bad value as an error message may quote it: a bounded repr (strings quoted),
+    or for an exception its message, cut to ``limit`` characters. Never walks more
+    of a nested value than it shows."""
+    return cut(str(value) if isinstance(value, BaseException) else _SHORT.repr(value), limit)
+
+
+def cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def short_key(name: object) -> str:
+    """A key of the file as an error names it: as written when it is a short string."""
+    if isinstance(name, str) and len(name) <= 40 and name.isprintable():
+        return name
+    return short(name, 40)
 
 
 TOP_LEVEL_KEYS = {
@@ -345,28 +517,48 @@ def parse_settings(document: object, source: str, env: Mapping[str, str]) -> Set
 
 
 def parse_schedule(value: object, source: str) -> str:
-    if not isinstance(value, str) or not CRON_PATTERN.fullmatch(value.strip()):
+    """A cron expression of five fields (UTC), checked field by field here, so that a
+    bad one fails every run with this message instead of breaking Dagster's schedule."""
+    problem = _cron_problem(value.strip()) if isinstance(value, str) else "not a string"
+    if problem:
         raise ConfigError(
-            source, "schedule", "must be a cron expression of five fields, like '*/5 * * * *'"
+            source,
+            "schedule",
+            f"must be a cron expression of five fields, like '*/5 * * * *': {problem}",
         )
-    return value.strip()
+    assert isinstance(value, str)
+    return " ".join(value.split())
+
+
+def _cron_problem(expression: str) -> str | None:
+    fields = expression.split()
+    if len(fields) != len(CRON_FIELDS):
+        return f"{short(expression)} has {len(fields)} fields"
+    for text, (name, low, high, names) in zip(fields, CRON_FIELDS, strict=True):
+        for item in text.split(","):
+            values, _, step = item.partition("/")
+            if step and not (step.isdigit() and 0 < int(step) <= high):
+                return f"the {name} field's step {short(step)} is not a number from 1 to {high}"
+            if values == "*":
+                continue
+            for part in values.split("-", 1):
+                number = int(part) if part.isdigit() else names.get(part.lower())
+                if number is None or not low <= number <= high:
+                    return f"the {name} field {short(item)} is not within {low}-{high}"
+    return None
 
 
 def load_schedule(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> str:
     """Only the ``schedule`` key, for building Dagster definitions.
 
     Definitions load without credentials (``dg check defs``, the webserver), so
-    nothing else is validated here; each run validates the whole file.
+    nothing else is validated here; each run validates the whole file. Raises
+    ConfigError when the file or its ``schedule`` is unusable.
     """
-    env = os.environ if env is None else env
-    explicit = env.get(CONFIG_ENV, "").strip()
-    path = Path(explicit).expanduser() if explicit else (cwd or Path.cwd()) / DEFAULT_CONFIG_NAME
-    if not path.is_file():
+    path = config_path(env, cwd)
+    if path is None:
         return DEFAULT_SCHEDULE
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(path), "(file)", f"cannot be read: {exc}") from None
+    document = read_yaml(path)
     if not isinstance(document, dict):
         return DEFAULT_SCHEDULE
     return parse_schedule(document.get("schedule", DEFAULT_SCHEDULE), str(path))
@@ -383,7 +575,7 @@ def _parse_stuck_after(value: object, source: str) -> dict[str, float]:
         )
     thresholds: dict[str, float] = {}
     for status, minutes in value.items():
-        key = f"stuck_after_minutes.{status}"
+        key = f"stuck_after_minutes.{short_key(status)}"
         if not isinstance(status, str) or not re.fullmatch(r"[A-Z][A-Z0-9_]*", status):
             raise ConfigError(source, key, "must be a status name like ASYNC_JOB_VALIDATING")
         thresholds[status] = _minutes(minutes, source, key)
@@ -445,18 +637,12 @@ def _parse_projects(
     return tuple(projects)
 
 
-def default_endpoint(region: str) -> str:
-    # eu-west-101 is served from the .eu domain; every other region from .com.
-    domain = "myhuaweicloud.eu" if region.startswith("eu-") else "myhuaweicloud.com"
-    return f"https://drs.{region}.{domain}"
-
-
 def _validate_endpoint(endpoint: str, source: str, key: str, name: str = "endpoint") -> str:
     key = f"{key}.{name}"
     try:
         parts = urlsplit(endpoint.strip())
     except ValueError as exc:  # an unbalanced or invalid [IPv6] host
-        raise ConfigError(source, key, f"is not a valid URL: {exc}") from None
+        raise ConfigError(source, key, f"is not a valid URL: {short(exc)}") from None
     if parts.scheme not in ("https", "http"):
         raise ConfigError(source, key, "must start with https:// (or http:// for loopback)")
     if not parts.hostname:
@@ -499,7 +685,9 @@ def _parse_auth(value: object, source: str, env: Mapping[str, str], prefix: str)
     method = auth.get("method", "token")
     if not isinstance(method, str) or method not in AUTH_METHODS:
         raise ConfigError(
-            source, f"{prefix}.method", f"{method!r} is not supported; use one of {AUTH_METHODS}"
+            source,
+            f"{prefix}.method",
+            f"{short(method)} is not supported; use one of {', '.join(AUTH_METHODS)}",
         )
     _reject_unknown_keys(auth, AUTH_KEYS[method], source, prefix)
     if method == "password":
@@ -569,7 +757,7 @@ def _parse_aksk_auth(
 
 def _env_name(auth: dict[str, Any], name: str, default: str, source: str, prefix: str) -> str:
     value = auth.get(name, default)
-    if not isinstance(value, str) or not ENV_NAME_PATTERN.fullmatch(value):
+    if not isinstance(value, str) or len(value) > 128 or not ENV_NAME_PATTERN.fullmatch(value):
         raise ConfigError(source, f"{prefix}.{name}", "must be an environment variable name")
     return value
 
@@ -595,7 +783,7 @@ def _reject_unknown_keys(
 ) -> None:
     for name in mapping:
         if name not in allowed:
-            key = f"{prefix}.{name}" if prefix else str(name)
+            key = f"{prefix}.{short_key(name)}" if prefix else short_key(name)
             raise ConfigError(
                 source, key, f"unknown key; allowed here: {', '.join(sorted(allowed))}"
             )
@@ -618,5 +806,5 @@ def _integer(value: object, source: str, key: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(source, key, f"must be an integer from {low} to {high}")
     if not low <= value <= high:
-        raise ConfigError(source, key, f"must be from {low} to {high}, got {value}")
+        raise ConfigError(source, key, f"must be from {low} to {high}, got {short(value)}")
     return value

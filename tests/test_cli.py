@@ -294,7 +294,7 @@ def test_demo_refuses_a_database_holding_real_projects(tmp_path: Path, database:
         con.execute("CREATE SCHEMA drs; CREATE TABLE drs.sync_runs (project_id VARCHAR)")
         con.execute("INSERT INTO drs.sync_runs VALUES ('" + "a" * 32 + "')")
     done = run(["demo", "--syncs", "1"], {"DRS_DUCKDB_PATH": str(database)}, tmp_path)
-    assert done.returncode == 2 and "not the simulator's" in done.stderr
+    assert done.returncode == 2 and "holds the history of real projects" in done.stderr
 
 
 def test_the_simulator_command_serves_aksk_and_iam_password_clients(

@@ -7,16 +7,19 @@ from pathlib import Path
 import pytest
 
 from drs_pipeline.config import (
-    DEFAULT_DUCKDB_PATH,
+    REGION_PATTERN,
     AkSkAuthSettings,
     ConfigError,
     PasswordAuthSettings,
     Secret,
     TokenAuthSettings,
     duckdb_path,
+    load_schedule,
     load_settings,
     load_settings_file,
+    short,
 )
+from drs_pipeline.drs.regions import REGION_DOMAINS
 
 PROJECT = "0123456789abcdef0123456789abcdef"
 ENV = {"DRS_AUTH_TOKEN": "token-value"}
@@ -58,10 +61,31 @@ language: zh-cn
     assert not settings.uses_embedded_simulator
 
 
-def test_eu_region_defaults_to_the_eu_domain(tmp_path: Path) -> None:
-    path = write(tmp_path, f"projects: [{{project_id: {PROJECT}, region: eu-west-101}}]")
-    settings = load_settings_file(path, ENV)
-    assert settings.projects[0].endpoint == "https://drs.eu-west-101.myhuaweicloud.eu"
+@pytest.mark.parametrize(
+    ("region", "endpoint"),
+    [
+        # Listed by the SDK under .com: nearly every region, eu-west-0 included.
+        ("cn-south-2", "https://drs.cn-south-2.myhuaweicloud.com"),
+        ("eu-west-0", "https://drs.eu-west-0.myhuaweicloud.com"),
+        # Listed under another domain.
+        ("eu-west-101", "https://drs.eu-west-101.myhuaweicloud.eu"),
+        # Not listed: the SDK's usual domain.
+        ("eu-north-7", "https://drs.eu-north-7.myhuaweicloud.com"),
+    ],
+)
+def test_default_endpoint_follows_the_sdk_region_table(
+    tmp_path: Path, region: str, endpoint: str
+) -> None:
+    path = write(tmp_path, f"projects: [{{project_id: {PROJECT}, region: {region}}}]")
+    assert load_settings_file(path, ENV).projects[0].endpoint == endpoint
+
+
+def test_the_region_table_holds_the_sdk_regions_and_their_two_domains() -> None:
+    assert len(REGION_DOMAINS) == 34
+    assert set(REGION_DOMAINS.values()) == {"myhuaweicloud.com", "myhuaweicloud.eu"}
+    assert [r for r, d in REGION_DOMAINS.items() if d != "myhuaweicloud.com"] == ["eu-west-101"]
+    for region in REGION_DOMAINS:
+        assert REGION_PATTERN.fullmatch(region), region
 
 
 @pytest.mark.parametrize(
@@ -201,9 +225,35 @@ def test_drs_config_pointing_nowhere_is_an_error(tmp_path: Path) -> None:
 
 
 def test_database_path(tmp_path: Path) -> None:
-    assert duckdb_path({}) == DEFAULT_DUCKDB_PATH
-    assert DEFAULT_DUCKDB_PATH.parent.name == "data"
+    default = tmp_path / "data" / "drs_history.duckdb"
+    assert duckdb_path({}, cwd=tmp_path) == default
     assert duckdb_path({"DRS_DUCKDB_PATH": str(tmp_path / "h.duckdb")}) == tmp_path / "h.duckdb"
+    # A relative DRS_DUCKDB_PATH is relative to the current directory, like any path.
+    assert duckdb_path({"DRS_DUCKDB_PATH": "x/h.duckdb"}, cwd=tmp_path) == tmp_path / "x/h.duckdb"
+
+
+def test_drs_home_is_the_one_base_of_the_configuration_and_the_database(tmp_path: Path) -> None:
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    home.mkdir()
+    elsewhere.mkdir()
+    write(home, f"projects: [{{project_id: {PROJECT}, region: cn-south-4}}]")
+    write(elsewhere, f"projects: [{{project_id: {PROJECT}, region: cn-south-2}}]")
+    env = {**ENV, "DRS_HOME": str(home)}
+    # The current directory no longer matters once DRS_HOME is set.
+    assert load_settings(env, cwd=elsewhere).projects[0].region == "cn-south-4"
+    assert load_settings(env, cwd=elsewhere).source == str(home / "drs.yaml")
+    assert duckdb_path(env, cwd=elsewhere) == home / "data" / "drs_history.duckdb"
+    # Without it, the current directory is the home of both.
+    assert load_settings(ENV, cwd=elsewhere).projects[0].region == "cn-south-2"
+    assert duckdb_path(ENV, cwd=elsewhere) == elsewhere / "data" / "drs_history.duckdb"
+    # DRS_CONFIG and DRS_DUCKDB_PATH still win over the home folder.
+    explicit = {**env, "DRS_CONFIG": str(elsewhere / "drs.yaml")}
+    assert load_settings(explicit, cwd=home).projects[0].region == "cn-south-2"
+    assert duckdb_path({**env, "DRS_DUCKDB_PATH": str(tmp_path / "h.duckdb")}) == (
+        tmp_path / "h.duckdb"
+    )
+    # A home without drs.yaml: the embedded simulator, its database in that home.
+    assert load_settings({"DRS_HOME": str(tmp_path)}, cwd=home).uses_embedded_simulator
 
 
 # -- authentication: token, IAM password, AK/SK; per project ------------------------------
@@ -412,3 +462,110 @@ def test_embedded_simulator_keeps_token_auth() -> None:
     assert settings.uses_embedded_simulator
     assert isinstance(settings.auth, TokenAuthSettings)
     assert {settings.auth_for(p).method for p in settings.projects} == {"token"}
+
+
+# -- hostile files: alias bombs, huge values --------------------------------------------
+
+
+def alias_bomb(levels: int = 9) -> str:
+    """A "billion laughs" value in flow style, its anchors inside it: 10**levels strings."""
+    parts = ["&l0 lol"] + [
+        f"&l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, levels + 1)
+    ]
+    return "[" + ", ".join(parts) + "]"
+
+
+def merge_bomb(levels: int = 9) -> str:
+    """The same through merge keys, which PyYAML expands while it builds the mappings."""
+    parts = ["&m0 {a: 1}"] + [
+        f"&m{i} {{<<: [{', '.join([f'*m{i - 1}'] * 10)}]}}" for i in range(1, levels + 1)
+    ]
+    return "[" + ", ".join(parts) + "]"
+
+
+@pytest.mark.timeout(60)  # a safety net only: expanded, the bomb would take minutes and GBs
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        (ONE_PROJECT + f"auth: {{method: {alias_bomb()}}}", "auth.method"),
+        (f"projects: [{{project_id: {PROJECT}, region: {alias_bomb()}}}]", "projects[0].region"),
+        (ONE_PROJECT + f"schedule: {alias_bomb()}", "schedule"),
+        (
+            ONE_PROJECT + f"stuck_after_minutes: {{ASYNC_JOB_VALIDATING: {alias_bomb()}}}",
+            "stuck_after_minutes.ASYNC_JOB_VALIDATING",
+        ),
+        (ONE_PROJECT + f"laughs: {alias_bomb()}", "laughs"),
+        (ONE_PROJECT + f"auth: {{method: token, token_env: {merge_bomb()}}}", "auth.token_env"),
+        (f"{alias_bomb()}", "(top level)"),
+    ],
+)
+def test_an_alias_bomb_is_refused_before_it_expands(tmp_path: Path, text: str, key: str) -> None:
+    path = write(tmp_path, text)
+    for load in (
+        lambda: load_settings_file(path, ENV),
+        lambda: load_schedule({"DRS_CONFIG": str(path)}),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            load()
+        assert caught.value.key == key
+        assert str(caught.value) == (
+            f"{path}: {key}: expands to more than 100000 values through YAML aliases "
+            "(an alias bomb?): refused; write the values out instead of nesting aliases"
+        )
+
+
+def test_a_few_aliases_are_fine(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"""
+projects:
+  - {{project_id: '{"1" * 32}', region: cn-south-2, auth: &partner {{method: token, token_env: P}}}}
+  - {{project_id: '{"2" * 32}', region: cn-south-2, auth: *partner}}
+auth: {{<<: *partner, token_env: DRS_AUTH_TOKEN}}
+""",
+    )
+    settings = load_settings_file(path, {**ENV, "P": "p-token"})
+    assert [p.auth.token_env for p in settings.projects] == ["P", "P"]
+    assert settings.auth is not None and settings.auth.token_env == "DRS_AUTH_TOKEN"
+
+
+def test_a_self_referring_alias_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, ONE_PROJECT + "auth: &loop {method: token, token_env: *loop}")
+    with pytest.raises(
+        ConfigError, match=r"auth\.token_env: a YAML alias refers to auth, which contains it"
+    ):
+        load_settings_file(path, ENV)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        (ONE_PROJECT + f"auth: {{method: {'x' * 100_000}}}", "auth.method"),
+        (ONE_PROJECT + f"auth: {{method: [{', '.join(['aksk'] * 20_000)}]}}", "auth.method"),
+        (ONE_PROJECT + f"page_size: {'9' * 4000}", "page_size"),
+        (ONE_PROJECT + f"{'k' * 1000}: 1", "'" + "k" * 17 + "..." + "k" * 18 + "'"),
+        (ONE_PROJECT + f"page_size: {'9' * 5000}", "(file)"),  # beyond Python's int limit
+    ],
+)
+def test_an_error_quotes_a_bad_value_briefly(tmp_path: Path, text: str, key: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings_file(path, ENV)
+    assert caught.value.key == key
+    assert len(caught.value.problem) < 200, caught.value.problem
+
+
+def test_short_bounds_any_value() -> None:
+    assert short("aksk") == "'aksk'"
+    assert short("x" * 1000) == "'" + "x" * 17 + "..." + "x" * 18 + "'"
+    nested: list[object] = ["lol"]
+    for _ in range(30):
+        nested = [nested] * 10
+    assert len(short(nested)) <= 80
+    assert short(ValueError("y" * 500), 50) == "y" * 47 + "..."
+
+
+def test_a_huge_file_is_refused_unread(tmp_path: Path) -> None:
+    path = write(tmp_path, ONE_PROJECT + "#" * (2 * 1024 * 1024))
+    with pytest.raises(ConfigError, match=r"drs.yaml: \(file\): is larger than 1048576 bytes"):
+        load_settings_file(path, ENV)

@@ -12,6 +12,7 @@ import pytest
 
 from drs_pipeline.definitions import definitions_with_resources, defs
 from drs_pipeline.defs.resources import DrsApiResource, HistoryDatabaseResource
+from drs_pipeline.defs.schedules import SCHEDULE_DESCRIPTION
 
 from .conftest import Simulator, query, write_config
 
@@ -171,3 +172,101 @@ def test_configuration_error_fails_the_run_without_retry(tmp_path: Path, databas
     assert "configuration error" in description and "projects[0].project_id" in description
     assert not any(e.event_type_value == "STEP_UP_FOR_RETRY" for e in result.all_events)
     assert not database.exists()
+
+
+# -- a broken drs.yaml: the code location loads, every run fails with the error -------------
+
+BROKEN = {
+    "bad_yaml": ("projects: [unclosed\n", "(file): not valid YAML"),
+    "unknown_key": (
+        "projects: [{project_id: '" + "a" * 32 + "', region: cn-south-2}]\nzone: a\n",
+        "zone: unknown key",
+    ),
+    "bad_cron": (
+        "projects: [{project_id: '" + "a" * 32 + "', region: cn-south-2}]\n"
+        "schedule: '61 * * * *'\n",
+        "schedule: must be a cron expression of five fields, like '*/5 * * * *': "
+        "the minute field '61' is not within 0-59",
+    ),
+    "alias_bomb": (
+        "projects: [{project_id: '" + "a" * 32 + "', region: cn-south-2}]\n"
+        "schedule: [&a x, &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a], "
+        + ", ".join(
+            f"&{n} [{', '.join([f'*{p}'] * 10)}]" for p, n in zip("bcdefgh", "cdefghi", strict=True)
+        )
+        + "]\n",
+        "schedule: expands to more than 100000 values through YAML aliases",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BROKEN))
+def test_a_broken_configuration_keeps_the_code_location_and_fails_each_run(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text, problem = BROKEN[kind]
+    config = tmp_path / "drs.yaml"
+    config.write_text(text)
+    database = tmp_path / "history.duckdb"
+    monkeypatch.setenv("DRS_CONFIG", str(config))
+    monkeypatch.setenv("DRS_DUCKDB_PATH", str(database))
+    monkeypatch.setenv("DRS_AUTH_TOKEN", "t0k3n-never-shown")
+
+    # The code location as the daemon and the webserver load it.
+    definitions = defs()
+    graph = definitions.resolve_asset_graph()
+    assert set(graph.get_all_asset_keys()) == HISTORY_KEYS | MART_KEYS
+    schedule = definitions.resolve_schedule_def("drs_pipeline_schedule")
+    assert schedule.cron_schedule == "*/5 * * * *"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    if kind == "unknown_key":
+        # Only the schedule key is read when definitions load (no credentials there).
+        assert schedule.description == SCHEDULE_DESCRIPTION
+    else:
+        assert (schedule.description or "").startswith(f"configuration error: {config}: {problem}")
+    with dg.instance_for_test() as instance:
+        tick = schedule.evaluate_tick(dg.build_schedule_context(instance=instance))
+        assert len(tick.run_requests or []) == 1
+
+        # Each run fails at once, naming the file and the key, and is not retried.
+        result = definitions.resolve_job_def("drs_pipeline_job").execute_in_process(
+            instance=instance, raise_on_error=False
+        )
+    assert not result.success
+    (failure,) = result.get_step_failure_events()
+    assert failure.step_key == "drs_sync"
+    data = failure.step_failure_data
+    assert data.user_failure_data is not None
+    description = data.user_failure_data.description or ""
+    assert description.startswith(f"configuration error: {config}: {problem}")
+    assert len(description) < 400
+    assert not any(e.event_type_value == "STEP_UP_FOR_RETRY" for e in result.all_events)
+    assert not database.exists()
+
+
+def test_dg_check_defs_passes_with_a_broken_configuration(tmp_path: Path) -> None:
+    config = tmp_path / "drs.yaml"
+    config.write_text(BROKEN["bad_yaml"][0])
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "DRS_CONFIG": str(config)}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "dg"), "check", "defs"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_cron_dagster_refuses_falls_back_to_the_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "drs.yaml"
+    config.write_text("schedule: '0 0 30 2 *'\nprojects: []\n")  # every field valid; never fires
+    monkeypatch.setenv("DRS_CONFIG", str(config))
+    schedule = defs().resolve_schedule_def("drs_pipeline_schedule")
+    assert schedule.cron_schedule == "*/5 * * * *"
+    assert (schedule.description or "").startswith("the schedule of drs.yaml: ")
+    assert "0 0 30 2 *" in (schedule.description or "")

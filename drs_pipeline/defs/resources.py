@@ -20,7 +20,8 @@ from drs_pipeline.warehouse.publish import published_path
 
 
 class DrsApiResource(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """The DRS projects to sync: ``DRS_CONFIG``, ``./drs.yaml``, else the embedded simulator."""
+    """The DRS projects to sync: ``DRS_CONFIG``, ``$DRS_HOME/drs.yaml``, else the embedded
+    simulator."""
 
     # A configuration file to use instead of DRS_CONFIG / ./drs.yaml.
     config_path: str | None = None
@@ -40,13 +41,17 @@ class DrsApiResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         try:
             return self.settings()
         except ConfigError as exc:
-            raise dg.Failure(
-                description=f"configuration error: {exc}", allow_retries=False
-            ) from None
+            raise configuration_failure(exc) from None
+
+
+def configuration_failure(exc: ConfigError) -> dg.Failure:
+    """A configuration error as a run's failure: not retried, no retry fixes a file."""
+    return dg.Failure(description=f"configuration error: {exc}", allow_retries=False)
 
 
 class HistoryDatabaseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """The DuckDB history file: ``DRS_DUCKDB_PATH`` or the checkout's default."""
+    """The DuckDB history file: ``DRS_DUCKDB_PATH``, else ``data/drs_history.duckdb``
+    in ``DRS_HOME`` (default: the current directory)."""
 
     # A database file to use instead of DRS_DUCKDB_PATH.
     path: str | None = None
@@ -59,12 +64,10 @@ class HistoryDatabaseResource(dg.ConfigurableResource):  # type: ignore[type-arg
         return Path(self.path).expanduser().resolve() if self.path else duckdb_path()
 
     def resolved_published_path(self) -> Path:
+        """``published_path``, else DRS_PUBLISHED_PATH, else beside the database."""
         if self.published_path:
             return Path(self.published_path).expanduser().resolve()
-        if self.path:
-            # Beside an explicitly given database, named after it.
-            return published_path({"DRS_DUCKDB_PATH": self.path})
-        return published_path()
+        return published_path(database=self.resolved_path())
 
 
 @dg.definitions

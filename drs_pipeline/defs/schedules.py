@@ -1,8 +1,12 @@
 """The job the daemon runs, and its schedule (``schedule:`` in drs.yaml)."""
 
+import logging
+
 import dagster as dg
 
-from drs_pipeline.config import load_schedule
+from drs_pipeline.config import DEFAULT_SCHEDULE, ConfigError, load_schedule
+
+log = logging.getLogger(__name__)
 
 # Every asset and check, in one process: DuckDB allows one writer per file, so
 # the steps of a run take turns on it instead of competing for its lock.
@@ -13,15 +17,39 @@ drs_pipeline_job = dg.define_asset_job(
     description="Sync every configured DRS project, check the history, rebuild the marts.",
 )
 
+SCHEDULE_DESCRIPTION = "Runs drs_pipeline_job on the cron of drs.yaml's `schedule` (UTC)."
+
 
 @dg.definitions
 def schedules() -> dg.Definitions:
-    # Read when definitions load (not at import): the cron comes from drs.yaml.
-    schedule = dg.ScheduleDefinition(
+    # Read when definitions load (not at import): the cron comes from drs.yaml. A broken
+    # file must not take the code location down with it: the schedule keeps the default
+    # cron and says why, and each run fails at once with the same error (drs_sync).
+    try:
+        schedule = _schedule(load_schedule(), SCHEDULE_DESCRIPTION)
+    except ConfigError as exc:
+        schedule = _fallback(f"configuration error: {exc}", "each run fails with that error")
+    except dg.DagsterInvalidDefinitionError as exc:
+        # A cron whose every field is valid but that never fires ('0 0 30 2 *').
+        schedule = _fallback(f"the schedule of drs.yaml: {exc}", "runs are not affected")
+    return dg.Definitions(jobs=[drs_pipeline_job], schedules=[schedule])
+
+
+def _fallback(problem: str, consequence: str) -> dg.ScheduleDefinition:
+    log.warning("%s; the schedule runs on the default cron %s", problem, DEFAULT_SCHEDULE)
+    return _schedule(
+        DEFAULT_SCHEDULE,
+        f"{problem}. Until it is fixed this schedule runs on the default cron "
+        f"({DEFAULT_SCHEDULE}), and {consequence}.",
+    )
+
+
+def _schedule(cron: str, description: str) -> dg.ScheduleDefinition:
+    return dg.ScheduleDefinition(
         name="drs_pipeline_schedule",
         job=drs_pipeline_job,
-        cron_schedule=load_schedule(),
+        cron_schedule=cron,
         execution_timezone="UTC",
         default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=description,
     )
-    return dg.Definitions(jobs=[drs_pipeline_job], schedules=[schedule])

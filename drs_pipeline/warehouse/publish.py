@@ -20,6 +20,7 @@ import duckdb
 
 from drs_pipeline.config import duckdb_path
 from drs_pipeline.warehouse.store import wait_for_lock
+from drs_pipeline.warehouse.target import check_publication
 
 PUBLISHED_PATH_ENV = "DRS_PUBLISHED_PATH"
 
@@ -32,20 +33,30 @@ class Publication:
     bytes: int
 
 
-def published_path(env: Mapping[str, str] | None = None) -> Path:
-    """``DRS_PUBLISHED_PATH``, else beside the main database: ``<name>_published.duckdb``."""
+def published_path(env: Mapping[str, str] | None = None, database: Path | None = None) -> Path:
+    """``DRS_PUBLISHED_PATH``, else beside the main database (``database``, else
+    ``DRS_DUCKDB_PATH`` or its default): ``<name>_published.duckdb``.
+
+    Every writer and every reader resolves it here, so that a sync into an explicit
+    ``--database`` still publishes where ``DRS_PUBLISHED_PATH`` tells readers to look.
+    """
     env = os.environ if env is None else env
     raw = env.get(PUBLISHED_PATH_ENV, "").strip()
     if raw:
         return Path(raw).expanduser().resolve()
-    main = duckdb_path(env)
+    main = database if database is not None else duckdb_path(env)
     return main.with_name(f"{main.stem}_published{main.suffix or '.duckdb'}")
 
 
 def publish(
     database: Path, target: Path, *, published_at: datetime, lock_timeout_s: float = 30.0
 ) -> Publication:
-    """Copy ``database`` to ``target`` consistently, then swap it in atomically."""
+    """Copy ``database`` to ``target`` consistently, then swap it in atomically.
+
+    Refused (ConfigError) when ``target`` is the copy of the other kind of history:
+    the embedded simulator's never replaces real projects' (``warehouse.target``).
+    """
+    check_publication(database, target, lock_timeout_s=lock_timeout_s)
     target.parent.mkdir(parents=True, exist_ok=True)
     # Same folder as the target, so that the final rename is atomic.
     staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")

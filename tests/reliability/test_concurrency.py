@@ -106,10 +106,13 @@ def test_two_syncs_at_once_take_turns_and_one_short_of_time_names_the_other(
     assert hear(first) == "ready"
     caplog.set_level(logging.WARNING, logger="drs_pipeline")
     tell(first)
+    # Listing has begun: the first holds the file for its whole sync from here on (its
+    # guard, warehouse.target, opens and closes the file once before that).
     deadline = time.monotonic() + 30
-    while not holds_the_lock(database):
+    while simulator.app.stats.requests == 0:
         assert time.monotonic() < deadline and first.poll() is None
         time.sleep(0.02)
+    assert holds_the_lock(database)
 
     # A second sync with time to wait takes its turn...
     reports: list[SyncReport] = []

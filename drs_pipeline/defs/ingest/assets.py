@@ -11,7 +11,12 @@ from typing import Any
 
 import dagster as dg
 
-from drs_pipeline.defs.resources import DrsApiResource, HistoryDatabaseResource
+from drs_pipeline.config import ConfigError
+from drs_pipeline.defs.resources import (
+    DrsApiResource,
+    HistoryDatabaseResource,
+    configuration_failure,
+)
 from drs_pipeline.defs.specs import table_specs
 from drs_pipeline.report import outcome_table_markdown, status_preview_markdown
 from drs_pipeline.sync import run_sync
@@ -47,6 +52,8 @@ def drs_sync(
         report = run_sync(settings, database, lock_timeout_s=history_db.lock_timeout_s)
     except WarehouseLockedError as exc:
         raise dg.Failure(description=str(exc)) from None
+    except ConfigError as exc:  # the database holds the other kind of history
+        raise configuration_failure(exc) from None
 
     counts = table_row_counts(database)
     shared = {
