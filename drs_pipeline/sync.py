@@ -51,7 +51,7 @@ from drs_pipeline.warehouse.normalize import (
     normalize_pages_carefully,
 )
 from drs_pipeline.warehouse.store import ProjectSync, SyncRunRow, Warehouse
-from drs_pipeline.warehouse.target import check_target
+from drs_pipeline.warehouse.target import claim_target
 from drs_pipeline.warehouse.writer import BatchingWriter
 
 log = logging.getLogger(__name__)
@@ -200,7 +200,6 @@ def run_sync(
     lock_timeout_s: float = 30.0,
 ) -> SyncReport:
     """Sync every configured project once into the database at ``database``."""
-    check_target(database, settings, lock_timeout_s=lock_timeout_s)
 
     async def main() -> SyncReport:
         # The database opens in a thread while the client is built (its TLS context
@@ -221,6 +220,9 @@ def run_sync(
             raise
         async with client:
             with await opening as warehouse:
+                # Before anything is requested or written: real history and the embedded
+                # simulator's never mix (warehouse.target).
+                claim_target(warehouse.connection, database, settings)
                 return await sync_projects(
                     settings.projects,
                     client,

@@ -16,15 +16,17 @@ import dagster as dg
 import duckdb
 import pytest
 
-from drs_pipeline.config import ConfigError, embedded_simulator_settings
+from drs_pipeline.config import ConfigError, Settings, embedded_simulator_settings
 from drs_pipeline.definitions import definitions_with_resources
 from drs_pipeline.defs.resources import DrsApiResource, HistoryDatabaseResource
 from drs_pipeline.sync import run_sync
 from drs_pipeline.warehouse.publish import publish
+from drs_pipeline.warehouse.store import open_warehouse
 from drs_pipeline.warehouse.target import (
     CONFIGURED,
     EMBEDDED,
     check_target,
+    claim_target,
     embedded_simulator_project_ids,
 )
 
@@ -128,20 +130,29 @@ def test_an_older_database_is_judged_by_its_projects(
     old_demo = legacy_database(tmp_path / "old_demo.duckdb", simulated)
     with pytest.raises(ConfigError, match="holds the embedded simulator's demo history"):
         check_target(old_demo, settings_for(simulator, tmp_path))
-    check_target(old_demo, embedded_simulator_settings())
+    claim(old_demo, embedded_simulator_settings())
     assert recorded(old_demo) == [(EMBEDDED,)]
 
     # One real project among the simulator's is enough to make it real history.
     old_real = legacy_database(tmp_path / "old_real.duckdb", [*simulated, "a" * 32])
     with pytest.raises(ConfigError, match="holds the history of real projects"):
         check_target(old_real, embedded_simulator_settings())
-    check_target(old_real, settings_for(simulator, tmp_path))
+    with pytest.raises(ConfigError, match="holds the history of real projects"):
+        claim(old_real, embedded_simulator_settings())
+    claim(old_real, settings_for(simulator, tmp_path))
     assert recorded(old_real) == [(CONFIGURED,)]
 
     # A database that never synced anything takes whichever comes first.
     empty = legacy_database(tmp_path / "empty.duckdb", [])
     check_target(empty, embedded_simulator_settings())
+    claim(empty, embedded_simulator_settings())
     assert recorded(empty) == [(EMBEDDED,)]
+
+
+def claim(database: Path, settings: Settings) -> None:
+    """What a sync does on its own connection before its first write."""
+    with open_warehouse(database) as warehouse:
+        claim_target(warehouse.connection, database, settings)
 
 
 # -- Dagster: a failed run, not retried, with the message -------------------------------

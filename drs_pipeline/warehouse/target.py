@@ -4,8 +4,10 @@ With no configuration the product syncs its embedded simulator, so that it runs
 with zero set-up. That must never land in a database of real projects, nor real
 projects in a database of simulated ones: each database records what it holds,
 in ``drs.database_info`` (key ``projects_from``), the first time it is written,
-and every writer checks it first (``check_target``, the first step of
-``run_sync``; ``publish`` for the readers' copy).
+and every writer checks it before its first write on its own connection
+(``claim_target``, in ``run_sync``; ``check_publication`` in ``publish`` for the
+readers' copy). The command line checks first, read-only (``check_target``), so
+that it refuses before it starts anything.
 
 A database written before ``drs.database_info`` existed is judged by the
 projects in its ``drs.sync_runs``: only the embedded simulator's, or any other.
@@ -50,38 +52,58 @@ def check_target(
     published: Path | None = None,
     lock_timeout_s: float = 30.0,
 ) -> None:
-    """Refuse to write ``settings``' projects into ``database`` when it holds the other
-    kind of history; record the kind in a database that has none yet. With
-    ``published``, check the readers' copy the same way (``check_publication``)."""
-    wanted = kind_of(settings)
-    with connect(database, lock_timeout_s=lock_timeout_s) as con:
-        held = _recorded_kind(con, "")
-        if held is None:
-            held = _inferred_kind(con, "")
-            if held is None or held == wanted:
-                con.execute(_CREATE)
-                con.execute(
-                    "INSERT OR REPLACE INTO drs.database_info VALUES (?, ?), ('recorded_at', ?)",
-                    [KIND_KEY, held or wanted, datetime.now(UTC).isoformat()],
-                )
-    if held is not None and held != wanted:
-        raise ConfigError(str(database), "(database)", _refusal(held, settings))
+    """Refuse ``settings``' projects for ``database`` when it holds the other kind of
+    history, writing nothing (a new database is fine). With ``published``, check the
+    readers' copy the same way (``check_publication``)."""
+    held = None
+    if database.exists():
+        with connect(database, read_only=True, lock_timeout_s=lock_timeout_s) as con:
+            held = _recorded_kind(con, "") or _inferred_kind(con, "")
+        _refuse_other_kind(database, held, settings)
     if published is not None:
-        check_publication(database, published, lock_timeout_s=lock_timeout_s)
+        # A new database will hold what these settings sync.
+        kind = held or kind_of(settings)
+        check_publication(database, published, kind=kind, lock_timeout_s=lock_timeout_s)
 
 
-def check_publication(database: Path, published: Path, *, lock_timeout_s: float = 30.0) -> None:
-    """Refuse to publish ``database`` over a readers' copy of the other kind of history
-    (one ``DRS_PUBLISHED_PATH`` shared by a demo and the real history)."""
-    if not published.exists() or not database.exists():
+def claim_target(con: duckdb.DuckDBPyConnection, database: Path, settings: Settings) -> None:
+    """``check_target`` on a writer's connection, before its first write, recording the
+    kind in a database that has none yet."""
+    wanted = kind_of(settings)
+    held = _recorded_kind(con, "")
+    if held is None:
+        held = _inferred_kind(con, "")
+        if held is None or held == wanted:
+            con.execute(_CREATE)
+            con.execute(
+                "INSERT OR REPLACE INTO drs.database_info VALUES (?, ?), ('recorded_at', ?)",
+                [KIND_KEY, held or wanted, datetime.now(UTC).isoformat()],
+            )
+    _refuse_other_kind(database, held, settings)
+
+
+def _refuse_other_kind(database: Path, held: str | None, settings: Settings) -> None:
+    if held is not None and held != kind_of(settings):
+        raise ConfigError(str(database), "(database)", _refusal(held, settings))
+
+
+def check_publication(
+    database: Path, published: Path, *, kind: str | None = None, lock_timeout_s: float = 30.0
+) -> None:
+    """Refuse to publish ``database`` (holding ``kind`` of history: read from it when
+    not given) over a readers' copy of the other kind (one ``DRS_PUBLISHED_PATH``
+    shared by a demo and the real history)."""
+    if not published.exists() or (kind is None and not database.exists()):
         return
     with duckdb.connect() as con:
-        wait_for_lock(
-            lambda: con.execute(f"ATTACH '{_sql_string(database)}' AS source (READ_ONLY)"),
-            database,
-            lock_timeout_s,
-        )
-        source = _recorded_kind(con, "source.") or _inferred_kind(con, "source.")
+        source = kind
+        if source is None:
+            wait_for_lock(
+                lambda: con.execute(f"ATTACH '{_sql_string(database)}' AS source (READ_ONLY)"),
+                database,
+                lock_timeout_s,
+            )
+            source = _recorded_kind(con, "source.") or _inferred_kind(con, "source.")
         con.execute(f"ATTACH '{_sql_string(published)}' AS copy (READ_ONLY)")
         copy = _recorded_kind(con, "copy.") or _inferred_kind(con, "copy.")
     if source is not None and copy is not None and source != copy:
