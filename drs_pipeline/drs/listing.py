@@ -218,6 +218,11 @@ class _Pass:
                 if not pending:
                     return self.pages
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                # Every failure is read (else asyncio reports it as never retrieved);
+                # the first one fails the pass.
+                errors = [error for task in done if (error := task.exception()) is not None]
+                if errors:
+                    raise errors[0]
                 for task in done:
                     page = task.result()
                     self.accept(page)
