@@ -466,8 +466,14 @@ async def _settle_missing(
         )
         await list_again(client, target, listing)
         normalized = await _normalize(list(listing.pages), project)
-        missing = await missing_now() if listing.complete else missing
-        if not listing.complete or len(missing) > allowed:
+        if not listing.complete:
+            return Settled(
+                frozenset(),
+                [],
+                f"listing incomplete when listed again: {listing.incomplete_reason}",
+            )
+        missing = await missing_now()
+        if len(missing) > allowed:
             return Settled(
                 frozenset(),
                 [],
