@@ -162,7 +162,9 @@ def test_a_server_that_serves_fewer_rows_than_asked_is_paged_by_what_it_serves(
     requests = api.listing_requests()
     # What a page size of 100 needs: every page, and the look for more after a full last one.
     assert len(requests) == jobs // 100 + 1
-    assert [r["limit"] for r in requests[1:]] == ["100"] * (len(requests) - 1)
+    # Each page still asks for the page size: a first answer short once must not make
+    # every page short.
+    assert {r["limit"] for r in requests} == {"1000"}
     assert (
         sorted(int(r["offset"]) for r in requests) == list(range(0, jobs + 1, 100))[: len(requests)]
     )
@@ -244,13 +246,60 @@ def test_a_listing_that_cannot_be_completed_is_bounded_and_says_why() -> None:
     listing = listed(api)
 
     assert not listing.complete
+    # Three passes of five requests (four pages the count implies, one past the end);
+    # narrowing (two statuses, three users under each) stops at its budget: four passes'
+    # requests and 32.
+    assert listing.passes == 3
     assert listing.incomplete_reason == (
-        f"30 distinct jobs seen in {listing.passes} passes and {listing.narrowed} narrowed "
-        "listings, for total_count 45"
+        f"30 distinct jobs seen in 3 passes and {listing.narrowed} narrowed listings, for "
+        "total_count 45; narrowing stopped: its budget of 52 requests is spent"
     )
-    # Three passes; two statuses, then three users under each, three passes each; one
-    # last pass.
-    assert listing.passes == 4 and listing.narrowed == 3 * (2 + 2 * 3)
+    # The narrowed listings in flight when it ran out finish their pass (at most six
+    # at once, of at most five requests each).
+    assert len(api.asked) <= 3 * 5 + 52 + 6 * 5
+
+
+def test_narrowing_stops_at_a_filter_the_server_ignores() -> None:
+    """Answers to status=STATUS_0 that list other statuses: narrowing by it would list
+    the whole project once per status, so it stops, and the listing is incomplete."""
+
+    class IgnoresFilters(FakeApi):
+        def answer(self, params: dict[str, str]) -> httpx.Response:
+            return super().answer({k: v for k, v in params.items() if k != "status"})
+
+    api = IgnoresFilters(make_jobs(30, statuses=3), total_count=45)
+
+    listing = listed(api)
+
+    # The three statuses' listings start together; the first answer stops them all.
+    assert not listing.complete and listing.narrowed <= 3
+    assert listing.incomplete_reason == (
+        f"30 distinct jobs seen in 3 passes and {listing.narrowed} narrowed listings, for "
+        "total_count 45; narrowing stopped: the server ignores the status filter"
+    )
+    # Three passes, and the one pass each status's listing had started.
+    assert len(api.asked) <= 3 * 5 + 3 * 5
+
+
+def test_an_error_while_narrowing_lands_what_was_seen_and_stops_the_other_listings() -> None:
+    class RefusesAFilter(FakeApi):
+        def answer(self, params: dict[str, str]) -> httpx.Response:
+            if params.get("status") == "STATUS_1":
+                return httpx.Response(
+                    400, json={"error_code": "DRS.M00200", "error_msg": "Invalid parameter."}
+                )
+            return super().answer(params)
+
+    api = RefusesAFilter(make_jobs(30, statuses=3), total_count=45)
+
+    listing = listed(api)
+
+    assert not listing.complete and len(listing.seen_ids()) == 30
+    assert listing.incomplete_reason is not None
+    assert listing.incomplete_reason.endswith(
+        f"narrowing stopped: project {PROJECT}, listing status=STATUS_1, page offset 0: "
+        "HTTP 400 DRS.M00200: Invalid parameter."
+    )
 
 
 def by_id(api: FakeApi, job_ids: list[str]) -> Absence:

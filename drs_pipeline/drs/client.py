@@ -29,6 +29,7 @@ from drs_pipeline.drs.errors import (
     DrsCertificateError,
     DrsDeadlineError,
     DrsError,
+    DrsProtocolError,
     DrsResponseError,
     DrsTransportError,
     IamAuthError,
@@ -45,6 +46,11 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
+
+# What one page may weigh: a job is five short strings (about 180 bytes as JSON), so
+# this leaves room for ten times that, and a small page still gets a useful body.
+MAX_BYTES_PER_ROW = 2048
+MIN_BODY_BYTES = 256 * 1024
 
 # The documented list filters, in the order a listing is narrowed by them.
 LIST_FILTERS = ("status", "domain_name", "user_name")
@@ -235,11 +241,9 @@ class DrsClient:
                 self.requests_by_project[where.project_id] += 1
                 try:
                     async with asyncio.timeout(self.request_timeout_s):
-                        response = await self._http.get(
-                            url,
-                            params=params,
-                            auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
-                        )
+                        response, body = await self._get(url, params, auth)
+                except _TooLarge as exc:
+                    failure = DrsProtocolError(where, str(exc))
                 except TimeoutError:
                     failure = DrsTransportError(
                         where,
@@ -284,7 +288,7 @@ class DrsClient:
         await asyncio.sleep(0)
         request_id = response.headers.get("X-Request-Id")
         if response.status_code != 200:
-            error_code, error_msg = parse_error_body(response.content)
+            error_code, error_msg = parse_error_body(body)
             # A gateway may echo a credential (an AK) in its message.
             used = auth if auth is not None else self._http.auth
             if error_msg is not None and isinstance(used, CredentialAuth):
@@ -299,7 +303,32 @@ class DrsClient:
             if response.status_code == 404 and error_code == "APIGW.0101":
                 raise DrsApiNotServedError(where, endpoint=target.endpoint, **answer)
             raise DrsApiError(where, **answer)
-        return _parse_page(response.content, where, params, filters, fetched_at, request_id)
+        return _parse_page(body, where, params, filters, fetched_at, request_id)
+
+    async def _get(
+        self, url: str, params: dict[str, str | int], auth: httpx.Auth | None
+    ) -> tuple[httpx.Response, bytes]:
+        """The response and its body, refusing a body far larger than ``limit`` rows
+        can be (a server that ignores limit, or sends without end)."""
+        most = max(MIN_BODY_BYTES, int(params["limit"]) * MAX_BYTES_PER_ROW)
+        async with self._http.stream(
+            "GET", url, params=params, auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT
+        ) as response:
+            chunks: list[bytes] = []
+            received = 0
+            async for chunk in response.aiter_bytes():
+                received += len(chunk)
+                if received > most:
+                    raise _TooLarge(
+                        f"the answer is larger than {most} bytes for limit={params['limit']}: "
+                        "refusing to read more (does the server ignore limit?)"
+                    )
+                chunks.append(chunk)
+        return response, b"".join(chunks)
+
+
+class _TooLarge(Exception):
+    pass
 
 
 def _parse_page(

@@ -11,9 +11,8 @@ a snapshot. So a listing is a protocol, not a loop (docs: the moving-list record
    more, an empty one ends the plan, a short one in the middle is filled.
 2. Every record of every pass counts: the listing holds the union of what its
    passes saw (normalization keeps each job's newest observation).
-3. The listing is complete when the distinct ids seen cover the smallest count
-   the last pass reported. Otherwise it is listed again, up to
-   ``max_listing_attempts``.
+3. The listing is complete when the distinct ids seen cover the count the last
+   pass began with. Otherwise it is listed again, up to ``max_listing_attempts``.
 4. Passes that keep disagreeing are narrowed instead of repeated: the API's own
    filters (``status``, then ``domain_name``, then ``user_name``) split the
    project into smaller listings, each of which a single page, one consistent
@@ -33,14 +32,15 @@ import itertools
 import logging
 import math
 import operator
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from drs_pipeline.drs.client import LIST_FILTERS, DrsClient, Page, ProjectTarget
-from drs_pipeline.drs.errors import DrsProtocolError, Where
+from drs_pipeline.drs.errors import DrsError, DrsProtocolError, Where
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Identical pages at other offsets before the server is said to ignore ``offset``:
 # a page of one or two rows can repeat by chance inside a tie group, eight rows in
@@ -133,8 +133,8 @@ async def list_again(
         listing.passes += 1
         pages = await list_pass(client, target)
         listing.add(pages)
-        listing.total_count = pages[-1].total_count
-        listing.complete = listing.tally.covers(_count_to_cover(pages))
+        listing.total_count = _count_to_cover(pages)
+        listing.complete = listing.tally.covers(listing.total_count)
         if listing.complete:
             listing.incomplete_reason = None
             return
@@ -163,7 +163,8 @@ class _Pass:
         self.filters = filters
         self.max_jobs = client.paging.max_jobs_per_project
         self.pages: list[Page] = []
-        self.first_ids: list[str] | None = None
+        self.ids: set[str] = set()
+        self.first_ids: frozenset[str] | None = None
         self.repeats_of_first = 0
 
     async def fetch(self, offset: int, limit: int) -> Page:
@@ -185,8 +186,14 @@ class _Pass:
         first = await self.fetch(0, size)
         self.accept(first)
         served = len(first.jobs)
+        if 0 < served != size and served >= first.total_count:
+            # One answer held the whole listing (a server that ignores limit included).
+            return self.pages
         # Fewer rows than asked while the count says more exist: the server's own cap.
-        stride = served if 0 < served < size and first.total_count > served else size
+        # Pages are still asked for ``size`` rows (a first answer that was short once
+        # must not make every page short), at offsets ``stride`` apart.
+        capped = 0 < served < size and first.total_count > served
+        stride = served if capped or served > size else size
         if stride != size:
             log.info(
                 "project %s: the server serves %d rows a page (asked for %d); paging by %d",
@@ -195,11 +202,11 @@ class _Pass:
                 size,
                 stride,
             )
-        # Offsets below ``end`` are planned; a full page at offset end - stride is
-        # followed by a look for more (the count may have grown, or be wrong).
+        # Offsets below ``end`` are planned; a full page at the end is followed by a
+        # look for more (the count may have grown, or be wrong).
         end = _plan_end(first, stride)
         next_offset = stride
-        stop_at = math.inf  # an empty page came back here: the list ends before it
+        stop_at = math.inf  # an empty page came back here: the plan ends before it
         gaps: list[tuple[int, int]] = []
         pending: set[asyncio.Task[Page]] = set()
         try:
@@ -208,7 +215,7 @@ class _Pass:
                     if gaps:
                         offset, limit = gaps.pop()
                     elif next_offset < min(end, stop_at):
-                        offset, limit = next_offset, stride
+                        offset, limit = next_offset, size
                         next_offset += stride
                     else:
                         break
@@ -225,15 +232,22 @@ class _Pass:
                     raise errors[0]
                 for task in done:
                     page = task.result()
-                    self.accept(page)
+                    new = self.accept(page)
                     served = len(page.jobs)
+                    if served > stride:
+                        # The server serves more than its first answer did: page by that.
+                        stride = served
+                        next_offset = max(next_offset, page.offset + served)
                     end = max(end, _plan_end(page, stride))
                     if served == 0:
                         stop_at = min(stop_at, page.offset)
-                    elif served < page.limit and page.offset + served < page.total_count:
-                        # A short page in the middle: the rows after it are asked for again.
-                        gaps.append((page.offset + served, page.limit - served))
-                    elif served == page.limit and page.offset + served >= end:
+                    elif served < min(page.limit, stride):
+                        if page.offset + served < page.total_count:
+                            # A short page in the middle: the rows after it are asked again.
+                            gaps.append((page.offset + served, stride - served))
+                    elif page.offset + served >= end and new:
+                        # A full page at the end, and it brought jobs this pass had not
+                        # seen: look for more.
                         end = page.offset + served + 1
         finally:
             for task in pending:
@@ -241,8 +255,9 @@ class _Pass:
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
 
-    def accept(self, page: Page) -> None:
-        """Keep ``page``, refusing what no sane server answers."""
+    def accept(self, page: Page) -> bool:
+        """Keep ``page``, refusing what no sane server answers; whether it brought ids
+        this pass had not seen."""
         if page.total_count > self.max_jobs:
             raise self.refused(
                 page.offset,
@@ -250,10 +265,11 @@ class _Pass:
                 f"({self.max_jobs}): refusing to list it",
                 page.request_id,
             )
-        ids = _string_ids(page.jobs)
+        ids = _string_ids(page.jobs) or []
         if self.first_ids is None:
-            self.first_ids = ids if ids else []
-        elif ids and page.offset > 0 and ids == self.first_ids:
+            self.first_ids = frozenset(ids)
+        elif ids and page.offset > 0 and frozenset(ids) == self.first_ids:
+            # The same jobs as offset 0, in any order (ties may come back shuffled).
             self.repeats_of_first += 1
             needed = math.ceil(_REPEATED_ROWS_TO_IGNORE_OFFSET / len(ids))
             if self.repeats_of_first >= needed:
@@ -263,6 +279,9 @@ class _Pass:
                     page.request_id,
                 )
         self.pages.append(page)
+        before = len(self.ids)
+        self.ids.update(ids)
+        return len(self.ids) > before
 
     def refused(self, offset: int, message: str, request_id: str | None = None) -> Exception:
         described = "&".join(f"{k}={v}" for k, v in sorted(self.filters.items())) or None
@@ -271,11 +290,11 @@ class _Pass:
 
 
 def _count_to_cover(pages: list[Page]) -> int:
-    """The count a pass must cover: the smallest it reported. Jobs that arrived
-    during the pass (the larger counts) are not known to the history, so missing
-    them loses nothing (the next sync lands them); jobs that left during it were
-    seen before they left, or are not missed."""
-    return min(page.total_count for page in pages)
+    """The count a pass must cover: the one its first page reported, as the pass
+    began. A later page cannot lower it (an empty or short answer there is a
+    glitch until another pass agrees); jobs that arrived during the pass are not
+    known to the history, so missing them loses nothing (the next sync lands them)."""
+    return pages[0].total_count
 
 
 def _plan_end(page: Page, stride: int) -> int:
@@ -291,16 +310,43 @@ def _plan_end(page: Page, stride: int) -> int:
 async def _narrow(client: DrsClient, target: ProjectTarget, listing: Listing) -> None:
     """Split a listing that passes could not complete by the API's own filters."""
     log.info(
-        "project %s: %s after %d passes; narrowing the listing by %s",
+        "project %s: %s; narrowing the listing by %s",
         target.project_id,
         listing.incomplete_reason,
-        listing.passes,
         ", ".join(LIST_FILTERS),
     )
-    await _narrow_level(client, target, listing, {}, 0)
+    # Narrowing may cost a few times a pass, never more: each narrowed listing is at
+    # least one request, and a server that ignores the filters would make every one
+    # of them the whole project again.
+    budget = _Budget(client, target.project_id, 4 * _requests_per_pass(listing) + 32)
+    try:
+        await _narrow_level(client, target, listing, {}, 0, budget)
+    except (DrsError, _StopNarrowing) as exc:
+        # What the narrowed listings saw still lands; the listing stays incomplete.
+        listing.incomplete_reason = f"{_shortfall(listing)}; narrowing stopped: {exc}"
+        listing.complete = False
+        return
     # Then the whole listing once more: its count is the one to cover now (the
     # narrowed listings took time, and the list moves), and it adds what it sees.
     await list_again(client, target, listing, 1)
+
+
+class _StopNarrowing(Exception):
+    pass
+
+
+class _Budget:
+    """The requests narrowing may send for one project."""
+
+    def __init__(self, client: DrsClient, project_id: str, requests: int) -> None:
+        self.client = client
+        self.project_id = project_id
+        self.until = client.requests_by_project[project_id] + requests
+        self.requests = requests
+
+    def check(self) -> None:
+        if self.client.requests_by_project[self.project_id] >= self.until:
+            raise _StopNarrowing(f"its budget of {self.requests} requests is spent")
 
 
 async def _narrow_level(
@@ -309,6 +355,7 @@ async def _narrow_level(
     listing: Listing,
     parent: dict[str, str],
     depth: int,
+    budget: _Budget,
 ) -> None:
     for level in range(depth, len(LIST_FILTERS)):
         name = LIST_FILTERS[level]
@@ -316,29 +363,68 @@ async def _narrow_level(
         # One value splits nothing: the same listing again. Try the next filter.
         if len(values) < 2:
             continue
-        results = await asyncio.gather(
-            *(_complete_sublisting(client, target, listing, {**parent, name: v}) for v in values)
+        results = await _all_or_cancel(
+            _complete_sublisting(client, target, listing, {**parent, name: value}, budget)
+            for value in values
         )
         if level + 1 < len(LIST_FILTERS):
             for value, complete in zip(values, results, strict=True):
                 if not complete:
-                    await _narrow_level(client, target, listing, {**parent, name: value}, level + 1)
+                    await _narrow_level(
+                        client, target, listing, {**parent, name: value}, level + 1, budget
+                    )
         return
 
 
 async def _complete_sublisting(
-    client: DrsClient, target: ProjectTarget, listing: Listing, filters: dict[str, str]
+    client: DrsClient,
+    target: ProjectTarget,
+    listing: Listing,
+    filters: dict[str, str],
+    budget: _Budget,
 ) -> bool:
     """Passes over one narrowed listing until its ids cover its count."""
     tally = Tally()
     for _ in range(client.paging.max_listing_attempts):
+        budget.check()
         listing.narrowed += 1
         pages = await list_pass(client, target, filters)
         listing.add(pages)
+        ignored = _ignored_filter(pages, filters)
+        if ignored is not None:
+            raise _StopNarrowing(f"the server ignores the {ignored} filter")
         tally.add_pass(pages)
         if tally.covers(_count_to_cover(pages)):
             return True
     return False
+
+
+def _ignored_filter(pages: list[Page], filters: Mapping[str, str]) -> str | None:
+    """The filter a narrowed listing's answers do not honour, if any."""
+    for page in pages:
+        for record in page.jobs:
+            if isinstance(record, dict):
+                for name, value in filters.items():
+                    if record.get(name) != value:
+                        return name
+    return None
+
+
+def _requests_per_pass(listing: Listing) -> int:
+    return max(1, round(len(listing.pages) / max(1, listing.passes)))
+
+
+async def _all_or_cancel(awaitables: Iterable[Awaitable[T]]) -> list[T]:
+    """``asyncio.gather``, except that the first failure cancels the others: a
+    listing that failed must not keep sending requests."""
+    tasks = [asyncio.ensure_future(awaitable) for awaitable in awaitables]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def _values_seen(pages: list[Page], name: str, parent: Mapping[str, str]) -> list[str]:
