@@ -34,8 +34,8 @@ from drs_pipeline.config import (
 )
 
 if TYPE_CHECKING:
-    # Imported where used: pandas and Dagster take most of a second, and
-    # `--help` or `--version` should not wait for them.
+    # Imported where used: pandas and Dagster are slow to import, and `--help` or
+    # `--version` should not wait for them (docs/performance.md).
     import dagster as dg
     import pandas as pd
 
@@ -249,8 +249,8 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="benchmark sync, latency and merge (slow)")
     if _command_of(argv) == "bench":
-        # The benchmark owns its options; importing it costs 0.2 s that no other
-        # command should pay.
+        # The benchmark owns its options; importing it is a cost no other command
+        # should pay (docs/performance.md).
         from drs_pipeline.bench import build_parser as bench_parser
 
         bench_parser(bench)

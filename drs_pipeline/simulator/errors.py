@@ -1,4 +1,4 @@
-"""The error responses the simulator sends, as drs-api.md documents them.
+"""The error responses the simulator sends, as docs/drs-api.md documents them.
 
 Body shape ``{"error_code": ..., "error_msg": ...}``; messages are English
 (what the gateway sends for ``X-Language: en-us``, the default).

@@ -6,8 +6,8 @@ Three layers, checked in this order after a request is known to be valid:
 2. random switches (rates in [0, 1]) drawn from a seeded ``random.Random`` so a
    run can be replayed: 429, 5xx, malformed 200, and drift (the list shifting
    between page requests);
-3. behaviours the documentation leaves open (drs-api.md, "What the documentation
-   does not promise"), each a plain switch, all off by default:
+3. behaviours the documentation leaves open (docs/drs-api.md, "What the
+   documentation does not promise"), each a plain switch, all off by default:
 
    * ``max_page``: at most this many rows per page whatever ``limit`` asks; any
      ``limit`` >= 1 is then accepted (no 400 DRS.M00211), total_count unchanged.

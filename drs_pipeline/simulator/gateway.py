@@ -4,7 +4,7 @@ The gateway recomputes the SDK-HMAC-SHA256 signature of what it received and
 compares it with the ``Authorization`` header; a bad signature, an unknown AK
 or an ``X-Sdk-Date`` more than 15 minutes off its clock is 401 APIGW.0301.
 
-Written from drs-api.md alone, sharing nothing with ``drs_pipeline.drs.signing``:
+Written from docs/drs-api.md alone, sharing nothing with ``drs_pipeline.drs.signing``:
 it is the independent check of the client's signing, so the two must not be
 able to agree on the same mistake.
 """

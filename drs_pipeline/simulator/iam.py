@@ -1,6 +1,6 @@
 """IAM password tokens: ``POST /v3/auth/tokens``, and the check of the tokens it issued.
 
-As drs-api.md describes IAM: a password body scoped to a project, the token in
+As docs/drs-api.md describes IAM: a password body scoped to a project, the token in
 the ``X-Subject-Token`` header, its end in ``token.expires_at``. A wrong
 password or a locked user is 401 with IAM's own error body (``{"error":
 {"code": 401, "message": ..., "title": "Unauthorized"}}``), not the gateway's.

@@ -7,8 +7,8 @@ can be generated on its own (listing at time t touches only the visible range).
 
 Two levels of detail, because a listing needs far less than a page does:
 
-* ``ProjectStream.skeleton(i)``: create time and early vanish time, ~1.5 µs. Enough
-  to count and order the visible jobs of a project.
+* ``ProjectStream.skeleton(i)``: create time and early vanish time, from one digest.
+  Enough to count and order the visible jobs of a project.
 * ``ProjectStream.job(i)``: the full SimJob (id, owner, lifecycle, format), only for
   rows actually served or filtered.
 
@@ -61,7 +61,7 @@ _MASK48 = (1 << 48) - 1
 # hash part of the job's UUID. The lifecycle draws from word 10 on: its common paths
 # need at most 6 draws, so a second digest is rarely computed.
 _W_ARRIVAL, _W_VANISH_ROLL, _W_VANISH_SHARE = 3, 4, 5
-# Word 6 once drew the job's account; a project has one account now, so it is unused.
+# Word 6 is unused: a project has one account (``WorldSettings.domain_of``).
 _W_USER, _W_FORMAT, _W_LEGACY = 7, 8, 9
 _W_LIFECYCLE = 10
 
@@ -71,8 +71,8 @@ def _draws(key: bytes, words: tuple[int, ...], start: int) -> Callable[[], float
     further digests, computed only if the lifecycle runs that long.
 
     A bound ``__next__`` is the cheapest call Python has; seeding ``random.Random``
-    instead would cost ~7 µs per job (it fills 624 words), and its output would be
-    fixed by the Python version rather than by this code.
+    instead would fill 624 words per job, and its output would be fixed by the
+    Python version rather than by this code (docs/performance.md).
     """
     first = [w * _UNIT for w in words[start:]]
     return itertools.chain(first, _more_draws(key)).__next__

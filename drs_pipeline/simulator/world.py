@@ -48,10 +48,10 @@ __all__ = ["MAX_AUTO_JOB_CACHE", "SimJob", "SimProject", "SortDir", "World", "Wo
 
 SortDir = Literal["asc", "desc"]
 _T = TypeVar("_T")
-# Generated jobs cost ~6 µs each to make and ~0.9 KB each to keep. By default the cache
-# holds every job that can be visible at once (plus slack for scripted churn), so a
-# world that is paged end to end is served from memory once warm; capped because a
-# world of many millions of visible jobs would not fit.
+# Generated jobs cost time to make and memory to keep (docs/performance.md). By
+# default the cache holds every job that can be visible at once (plus slack for
+# scripted churn), so a world that is paged end to end is served from memory once
+# warm; capped because a world of many millions of visible jobs would not fit.
 MAX_AUTO_JOB_CACHE = 2_000_000
 
 
