@@ -31,7 +31,7 @@ from drs_pipeline.config import (
     Settings,
     TokenAuthSettings,
 )
-from drs_pipeline.drs.absence import confirm_absent
+from drs_pipeline.drs.absence import CONTROLS, Absence, confirm_absent, jobs_settled_by
 from drs_pipeline.drs.auth import TokenAuth
 from drs_pipeline.drs.client import (
     DrsClient,
@@ -482,15 +482,36 @@ async def _settle_missing(
                 f"than max_gone_share ({trust.max_gone_share:g}): nothing marked gone; if "
                 "they really left, raise max_gone_share for one sync",
             )
-    checked = sorted(missing)[: trust.max_absence_checks]
-    absence = await confirm_absent(client, target, checked)
+    # Each job takes up to two answers, and two controls per project: within
+    # max_absence_checks requests (drs.absence).
+    checked = sorted(missing)[: jobs_settled_by(trust.max_absence_checks)]
+    absence = Absence(frozenset(), ())
+    if checked:
+        controls = _controls(listing, missing)
+        absence = await confirm_absent(client, target, checked, controls=controls)
     doubt = absence.inconclusive
     if doubt is None and len(missing) > len(checked):
         doubt = (
             f"{len(missing)} jobs missing from the listing, {len(checked)} asked for by id "
-            f"(max_absence_checks); the rest are asked for by the next syncs"
+            f"(max_absence_checks {trust.max_absence_checks} settles "
+            f"{jobs_settled_by(trust.max_absence_checks)} a sync: two answers each, and "
+            "two controls); the rest are asked for by the next syncs"
         )
     return Settled(absence.gone, list(absence.found), doubt)
+
+
+def _controls(listing: Listing, missing: set[str]) -> list[str]:
+    """Two jobs the listing saw last (least likely to have left since), to ask for by
+    id beside the missing ones."""
+    controls: list[str] = []
+    for page in reversed(listing.pages):
+        for record in (page.jobs[-1:] + page.jobs[:1]) if page.jobs else []:
+            job_id = record.get("async_job_id") if isinstance(record, dict) else None
+            if isinstance(job_id, str) and job_id not in missing and job_id not in controls:
+                controls.append(job_id)
+            if len(controls) == CONTROLS:
+                return controls
+    return controls
 
 
 async def _record_failure(

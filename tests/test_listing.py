@@ -42,8 +42,15 @@ class FakeApi:
     ignore_id_filter: bool = False
     # Every request sees the jobs in a fresh order (one big tie in create_time).
     shuffle: bool = False
-    # Offsets answered with only half their rows, once each.
+    # Offsets answered with only half their rows (or ``answer_rows[offset]``), once each.
     short_once: set[int] = field(default_factory=set)
+    answer_rows: dict[int, int] = field(default_factory=dict)
+    # Offsets answered once with no job and a count of 0, as a glitch.
+    glitch_once: set[int] = field(default_factory=set)
+    # Every answer holds every job from the offset on.
+    ignore_limit: bool = False
+    # Jobs whose first by-id answer says they do not exist.
+    absent_once: set[str] = field(default_factory=set)
     # Answers to by-id requests, instead of the true one.
     by_id_answer: httpx.Response | None = None
     rng: random.Random = field(default_factory=lambda: random.Random(5))
@@ -74,13 +81,19 @@ class FakeApi:
         for name in ("status", "domain_name", "user_name"):
             if name in params:
                 jobs = [job for job in jobs if job[name] == params[name]]
+        if job_id is not None and job_id in self.absent_once:
+            self.absent_once.discard(job_id)
+            jobs = []
         offset = 0 if self.ignore_offset else int(params["offset"])
-        limit = int(params["limit"])
+        limit = len(jobs) if self.ignore_limit else int(params["limit"])
         if self.cap is not None:
             limit = min(limit, self.cap)
         if offset in self.short_once:
             self.short_once.discard(offset)
-            limit //= 2
+            limit = self.answer_rows.get(offset, limit // 2)
+        if offset in self.glitch_once and job_id is None:
+            self.glitch_once.discard(offset)
+            return httpx.Response(200, content=orjson.dumps({"total_count": 0, "jobs": []}))
         page = jobs[offset : offset + limit]
         count = len(jobs) if self.total_count is None else self.total_count
         return httpx.Response(200, content=orjson.dumps({"total_count": count, "jobs": page}))
@@ -224,20 +237,77 @@ def test_a_server_that_ignores_offset_fails_at_once() -> None:
 
 
 def test_ties_in_a_random_order_are_listed_completely_by_passes_and_narrowing() -> None:
-    """Thirty jobs created in one second, in a new order on every request: offset
-    paging sees some twice and some never. The union of the passes, then listings
-    narrowed by status (each fitting one page, one consistent answer) see them all."""
-    api = FakeApi(make_jobs(30, statuses=3, users=2), shuffle=True)
+    """A hundred jobs created in one second, in a new order on every request: offset
+    paging sees some twice and some never, and three passes still miss some. Listings
+    narrowed by status, then by user (each fitting one page, one consistent answer),
+    see them all."""
+    api = FakeApi(make_jobs(100, statuses=4, users=5), shuffle=True)
 
     listing = listed(api)
 
-    assert listing.complete and listing.seen_ids() == {f"job-{i:05d}" for i in range(30)}
+    assert listing.complete and listing.seen_ids() == {f"job-{i:05d}" for i in range(100)}
+    assert listing.passes == 4 and listing.narrowed > 0
     narrowed = [r for r in api.listing_requests() if "status" in r]
-    assert listing.narrowed == 0 or {r["status"] for r in narrowed} == {
-        "STATUS_0",
-        "STATUS_1",
-        "STATUS_2",
-    }
+    assert {r["status"] for r in narrowed} == {f"STATUS_{i}" for i in range(4)}
+    # Within the narrowing budget: four passes' requests and 32, beside the passes.
+    assert len(api.asked) <= 4 * 11 + (4 * 11 + 32) + 4 * 5
+
+
+def test_a_short_first_answer_does_not_make_every_page_short() -> None:
+    api = FakeApi(make_jobs(500), short_once={0})
+    api.answer_rows = {0: 2}
+
+    listing = listed(api, page_size=100)
+
+    assert listing.complete and len(listing.seen_ids()) == 500
+    # Offsets step by 2 until pages of 100 come back, then by 100.
+    assert len(api.asked) <= 1 + 8 + 6
+
+
+def test_one_answer_holding_the_whole_list_ends_the_pass() -> None:
+    """A server that ignores limit: its first answer holds every job."""
+    api = FakeApi(make_jobs(30), ignore_limit=True)
+
+    listing = listed(api)
+
+    assert listing.complete and len(listing.seen_ids()) == 30 and len(api.asked) == 1
+
+
+def test_an_answer_larger_than_its_limit_can_be_is_refused_while_read() -> None:
+    big = [{**job, "user_name": "u" * 10_000} for job in make_jobs(100)]
+    api = FakeApi(big, ignore_limit=True)
+
+    with pytest.raises(DrsProtocolError) as raised:
+        listed(api)
+
+    assert str(raised.value) == (
+        f"project {PROJECT}, page offset 0: the answer is larger than 262144 bytes for "
+        "limit=10: refusing to read more (does the server ignore limit?)"
+    )
+
+
+def test_a_server_that_ignores_offset_and_shuffles_ties_is_paged_within_bounds() -> None:
+    """Every page a random ten of the hundred jobs: no page repeats page 0's jobs, and
+    full pages keep coming past the count. A pass stops when a page past the count
+    brings nothing new, and never asks for more than twice the pages the count
+    implies (and a window); what the union saw is still every job."""
+    api = FakeApi(make_jobs(100), ignore_offset=True, shuffle=True)
+
+    listing = listed(api)
+
+    assert len(api.asked) <= listing.passes * (2 * 11 + 2 * 4)
+    assert listing.complete == (len(listing.seen_ids()) == 100)
+
+
+def test_an_empty_page_in_the_middle_of_a_pass_does_not_complete_it() -> None:
+    """One answer of no jobs at offset 50 (a glitch): the pass covers 50 of the 100 jobs
+    its first page counted, so the project is listed again."""
+    api = FakeApi(make_jobs(100))
+    api.glitch_once = {50}
+
+    listing = listed(api)
+
+    assert listing.complete and listing.passes == 2 and len(listing.seen_ids()) == 100
 
 
 def test_a_listing_that_cannot_be_completed_is_bounded_and_says_why() -> None:
@@ -304,6 +374,34 @@ def test_an_error_while_narrowing_lands_what_was_seen_and_stops_the_other_listin
 
 def by_id(api: FakeApi, job_ids: list[str]) -> Absence:
     return run(api, lambda client: confirm_absent(client, TARGET, job_ids))
+
+
+def test_by_id_one_answer_of_absence_is_not_enough() -> None:
+    api = FakeApi(make_jobs(3), absent_once={"job-00001"})
+
+    absence = by_id(api, ["job-00001"])
+
+    assert absence.gone == frozenset() and absence.inconclusive is None
+    assert [page.jobs[0]["async_job_id"] for page in absence.found] == ["job-00001"]
+    assert len(api.asked) == 2
+
+
+def test_by_id_absences_prove_nothing_when_the_controls_are_answered_absent_too() -> None:
+    api = FakeApi(make_jobs(3), absent_once={"job-00000", "job-00002"})
+
+    absence = run(
+        api,
+        lambda client: confirm_absent(
+            client, TARGET, ["job-99999"], controls=["job-00000", "job-00002"]
+        ),
+    )
+
+    assert absence == Absence(
+        frozenset(),
+        (),
+        "jobs job-00000, job-00002, listed in this sync, were answered absent by id: "
+        "no absence can be proven",
+    )
 
 
 def test_by_id_a_job_absent_found_or_denied_by_the_documented_error() -> None:

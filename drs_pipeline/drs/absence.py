@@ -2,21 +2,25 @@
 
 A listing can miss a live job (drift, ties, an answer that is wrong once), so a
 job the history holds as present and a listing lacks is asked for by id. Only an
-answer clearly about that job settles it (drs-api.md, "Filters"):
+answer clearly about that job counts (docs/drs-api.md, "Filters"):
 
 * absent: a well-formed 200 with ``total_count`` 0 and no job, or HTTP 400
   ``DRS.10000010`` ("job does not exist");
 * present: a 200 listing exactly that job, and only it;
 * anything else is inconclusive: an answer listing other jobs or a count above
-  one (a server that ignores the filter), any other error. One inconclusive
-  answer makes every absence of the project unproven, since a server that
-  ignores the filter may also answer an empty list for every id.
+  one (a server that ignores the filter), any other error.
+
+One answer can be wrong once too, so a job is gone only when two answers say so;
+and two *controls*, jobs the listing has just seen, are asked for beside them:
+if both come back absent, the server's absences prove nothing (one may really
+have left meanwhile). One inconclusive answer makes every absence of the
+project unproven.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from drs_pipeline.drs.client import DrsClient, Page, ProjectTarget
@@ -37,25 +41,42 @@ class Absence:
     inconclusive: str | None = None
 
 
+CONTROLS = 2
+
+
+def jobs_settled_by(requests: int) -> int:
+    """How many missing jobs ``requests`` by-id requests can settle: two answers
+    each, and the controls."""
+    return max(0, (requests - CONTROLS) // 2)
+
+
 async def confirm_absent(
-    client: DrsClient, target: ProjectTarget, job_ids: Iterable[str]
+    client: DrsClient,
+    target: ProjectTarget,
+    job_ids: Iterable[str],
+    *,
+    controls: Sequence[str] = (),
 ) -> Absence:
-    """Ask for each job by id, concurrently (within the client's request slots)."""
+    """Ask for each job by id (twice for those answered absent) and for each of
+    ``controls``, concurrently within the client's request slots."""
     ids = sorted(job_ids)
-    answers = await asyncio.gather(*(_ask(client, target, job_id) for job_id in ids))
-    gone: set[str] = set()
-    found: list[Page] = []
-    doubts: list[str] = []
-    for job_id, answer in zip(ids, answers, strict=True):
-        if isinstance(answer, str):
-            doubts.append(answer)
-        elif answer is None:
-            gone.add(job_id)
-        else:
-            found.append(answer)
+    first = await asyncio.gather(*(_ask(client, target, job_id) for job_id in [*ids, *controls]))
+    found = [answer for answer in first if isinstance(answer, Page)]
+    doubts = [answer for answer in first if isinstance(answer, str)]
+    if controls and all(answer is None for answer in first[len(ids) :]):
+        doubts.insert(
+            0,
+            f"jobs {', '.join(controls)}, listed in this sync, were answered absent by id: "
+            "no absence can be proven",
+        )
+    absent_once = [job_id for job_id, answer in zip(ids, first, strict=False) if answer is None]
+    second = await asyncio.gather(*(_ask(client, target, job_id) for job_id in absent_once))
+    found += [answer for answer in second if isinstance(answer, Page)]
+    doubts += [answer for answer in second if isinstance(answer, str)]
     if doubts:
         more = f" (and {len(doubts) - 1} more)" if len(doubts) > 1 else ""
         return Absence(frozenset(), tuple(found), f"{doubts[0]}{more}")
+    gone = {job_id for job_id, answer in zip(absent_once, second, strict=True) if answer is None}
     return Absence(frozenset(gone), tuple(found))
 
 

@@ -166,6 +166,7 @@ class _Pass:
         self.ids: set[str] = set()
         self.first_ids: frozenset[str] | None = None
         self.repeats_of_first = 0
+        self.most_counted = 0
 
     async def fetch(self, offset: int, limit: int) -> Page:
         page = await self.client.fetch_page(
@@ -221,6 +222,16 @@ class _Pass:
                         break
                     if offset > self.max_jobs:
                         raise self.refused(offset, f"still more rows past {self.max_jobs} jobs")
+                    # Twice the pages the largest count implies is more than any drift
+                    # explains: a server that ignores offset with its ties shuffled
+                    # (no page repeats page 0) would otherwise be paged for ever.
+                    most = 2 * (self.most_counted // stride + 1) + self.client.window
+                    if len(self.pages) + len(pending) >= most:
+                        raise self.refused(
+                            offset,
+                            f"still full pages after {len(self.pages)} pages for a count of "
+                            f"{self.most_counted}: the server ignores offset, or its count",
+                        )
                     pending.add(asyncio.ensure_future(self.fetch(offset, limit)))
                 if not pending:
                     return self.pages
@@ -265,6 +276,7 @@ class _Pass:
                 f"({self.max_jobs}): refusing to list it",
                 page.request_id,
             )
+        self.most_counted = max(self.most_counted, page.total_count)
         ids = _string_ids(page.jobs) or []
         if self.first_ids is None:
             self.first_ids = frozenset(ids)

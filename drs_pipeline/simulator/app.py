@@ -176,7 +176,7 @@ class SimulatorApp:
             await self._error(send, request_id, query, project_id)
             return
 
-        scripted = self.faults.take(project_id, query.offset)
+        scripted = self.faults.take(project_id, query.offset, query.async_job_id)
         if scripted is not None:
             await self._scripted(scripted, query, receive, send, request_id)
             return

@@ -59,7 +59,7 @@ class ScriptedFault:
         then close the connection. The response is the normal one unless
         ``status``/``body`` are given.
 
-    Matching: ``project_id`` and ``offset`` None match anything. ``times`` is how
+    Matching: ``project_id``, ``offset`` and ``async_job_id`` None match anything. ``times`` is how
     many matching requests it applies to (it counts down as they arrive).
     """
 
@@ -71,10 +71,14 @@ class ScriptedFault:
     offset: int | None = None
     times: int = 1
     stall_s: float = 30.0
+    # Only requests asking for this job by id (``async_job_id=``); None matches any.
+    async_job_id: str | None = None
 
-    def matches(self, project_id: str, offset: int) -> bool:
-        return (self.project_id is None or self.project_id == project_id) and (
-            self.offset is None or self.offset == offset
+    def matches(self, project_id: str, offset: int, async_job_id: str | None = None) -> bool:
+        return (
+            (self.project_id is None or self.project_id == project_id)
+            and (self.offset is None or self.offset == offset)
+            and (self.async_job_id is None or self.async_job_id == async_job_id)
         )
 
 
@@ -158,11 +162,13 @@ class Faults:
                 return True
         return False
 
-    def take(self, project_id: str, offset: int) -> ScriptedFault | None:
+    def take(
+        self, project_id: str, offset: int, async_job_id: str | None = None
+    ) -> ScriptedFault | None:
         """Use up one application of the first queued fault matching this request."""
         with self._lock:
             for position, fault in enumerate(self._queue):
-                if fault.matches(project_id, offset):
+                if fault.matches(project_id, offset, async_job_id):
                     fault.times -= 1
                     if fault.times <= 0:
                         del self._queue[position]

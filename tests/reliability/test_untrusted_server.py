@@ -96,6 +96,7 @@ def test_three_syncs_with_drift_and_random_ties_lose_nothing_and_mark_nothing_fa
         for _ in range(3):
             simulator.clock.advance(60)
             before = {pid: set(visible(simulator, pid)) for pid in simulator.project_ids[:2]}
+            stored_before = {pid: ids(database, pid, gone=False) for pid in before}
             simulator.faults.drift_rate = 0.05
 
             report = sync(simulator, settings, database)
@@ -110,6 +111,10 @@ def test_three_syncs_with_drift_and_random_ties_lose_nothing_and_mark_nothing_fa
                 # Nothing falsely gone, nothing lost that was listed throughout.
                 assert ids(database, project_id, gone=True) & listed_after == set()
                 assert listed_before & listed_after <= ids(database, project_id, gone=False)
+                # And what had left before the sync began is marked gone.
+                assert stored_before[project_id] - listed_before <= ids(
+                    database, project_id, gone=True
+                )
         assert simulator.app.stats.by_fault["drift"] > 0, "the list really moved"
 
 
@@ -133,6 +138,33 @@ def test_one_empty_listing_is_a_glitch_listed_again_and_nothing_is_marked_gone(
     assert run_of(report) == ("ok", None, 4, 0)
     assert requests_of(simulator, project_id) == 4
     assert stored_requests(database, report.sync_id) == 4
+    assert ids(database, gone=False) == set(job_ids)
+
+
+def test_an_empty_page_in_the_middle_of_a_listing_is_a_glitch_not_the_end(
+    simulator: Simulator, tmp_path: Path, database: Path
+) -> None:
+    """One answer of no jobs and a count of 0 at offset 100 of 250: the pass covers
+    100 of the 250 its first page counted, so the project is listed again."""
+    project_id = simulator.project_ids[0]
+    job_ids = add_jobs(simulator, project_id, 250)
+    settings = settings_for(simulator, tmp_path, [project_id], page_size=50)
+    assert sync(simulator, settings, database).all_ok
+    simulator.faults.script(
+        ScriptedFault(
+            status=200, body={"total_count": 0, "jobs": []}, project_id=project_id, offset=100
+        )
+    )
+    simulator.app.stats.reset()
+    simulator.clock.advance(10)
+
+    report = sync(simulator, settings, database)
+
+    outcome, error, pages, gone = run_of(report)
+    assert (outcome, error, gone) == ("ok", None, 0)
+    # The first pass stopped planning at the empty page; the second was whole (six
+    # pages: five and the look for more).
+    assert requests_of(simulator, project_id) == pages and 6 < pages <= 6 + 6
     assert ids(database, gone=False) == set(job_ids)
 
 
@@ -185,9 +217,9 @@ def test_a_server_that_ignores_the_id_filter_proves_no_absence(
         f"the async_job_id filter was ignored: asked for job {job_ids[0]}, the answer "
         "listed 1 job(s) of total_count 999"
     )
-    # The empty answer, the listing again (4 pages), one look-up by id.
-    assert requests_of(simulator, project_id) == 6
-    assert stored_requests(database, report.sync_id) == 6
+    # The empty answer, the listing again (4 pages), one look-up by id and two controls.
+    assert requests_of(simulator, project_id) == 8
+    assert stored_requests(database, report.sync_id) == 8
     assert ids(database, gone=True) == set()
 
 
@@ -207,7 +239,8 @@ def test_the_documented_error_for_an_unknown_id_proves_absence(
 
     assert run_of(report) == ("ok", None, 3, 1)
     lookups = [r for r in simulator.app.stats.log if r.status == 400]
-    assert len(lookups) == 1 and requests_of(simulator, project_id) == 4
+    # Asked twice, beside two controls that were found.
+    assert len(lookups) == 2 and requests_of(simulator, project_id) == 3 + 2 + 2
     assert ids(database, gone=True) == {job_ids[5]}
 
 
@@ -216,7 +249,7 @@ def test_look_ups_by_id_are_bounded_per_sync_and_the_rest_wait_for_the_next(
 ) -> None:
     project_id = simulator.project_ids[0]
     job_ids = add_jobs(simulator, project_id, 40)
-    settings = settings_for(simulator, tmp_path, [project_id], page_size=20, max_absence_checks=2)
+    settings = settings_for(simulator, tmp_path, [project_id], page_size=20, max_absence_checks=6)
     assert sync(simulator, settings, database).all_ok
     left = sorted(job_ids[:5])
     for job_id in left:
@@ -228,14 +261,15 @@ def test_look_ups_by_id_are_bounded_per_sync_and_the_rest_wait_for_the_next(
         report = sync(simulator, settings, database)
         outcome, error, pages, gone = run_of(report)
         outcomes.append((outcome, gone, requests_of(simulator, project_id) - pages))
-    assert outcomes == [("incomplete", 2, 2), ("incomplete", 2, 2), ("ok", 1, 1)]
+    # Six requests settle two jobs a sync (two answers each, two controls).
+    assert outcomes == [("incomplete", 2, 6), ("incomplete", 2, 6), ("ok", 1, 4)]
     assert error is None and ids(database, gone=True) == set(left)
     first_error = query(
         database, "SELECT error FROM drs.sync_runs WHERE outcome = 'incomplete' ORDER BY started_at"
     )[0][0]
     assert first_error == (
-        "5 jobs missing from the listing, 2 asked for by id (max_absence_checks); "
-        "the rest are asked for by the next syncs"
+        "5 jobs missing from the listing, 2 asked for by id (max_absence_checks 6 settles 2 "
+        "a sync: two answers each, and two controls); the rest are asked for by the next syncs"
     )
 
 
