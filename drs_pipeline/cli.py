@@ -338,18 +338,18 @@ def _demo_command(args: argparse.Namespace) -> int:
         worst = max(worst, _materialize_and_report(database, verbose=args.verbose, embedded=True))
         if number < args.syncs:
             time.sleep(args.interval)
-    from drs_pipeline.report import read_table, rounded
+    from drs_pipeline.report import rounded
+    from drs_pipeline.warehouse.queries import read_query
+    from drs_pipeline.warehouse.store import connect
 
+    with connect(database, read_only=True) as con:
+        counts = read_query(con, "demo_status_counts")
+        durations = read_query(con, "demo_durations")
+        stuck = read_query(con, "demo_stuck_jobs")
     print("\nJobs present now, by tenant, user and status (drs.status_counts):")
-    print(_table(read_table(database, "FROM drs.status_counts")))
+    print(_table(counts))
     print("\nDurations in seconds, by tenant, user and metric (drs.job_durations):")
-    durations = read_table(
-        database,
-        "FROM drs.job_durations WHERE metric IN ('validation', 'time_to_commit') "
-        "ORDER BY metric, domain_name, user_name",
-    )
     print(_table(rounded(durations)))
-    stuck = read_table(database, "SELECT count(*) AS stuck_jobs FROM drs.stuck_jobs")
     print(f"\nStuck jobs (drs.stuck_jobs): {int(stuck['stuck_jobs'].iloc[0])}")
     from drs_pipeline.warehouse.publish import published_path
 
@@ -475,16 +475,11 @@ def _sync_id_of(result: dg.ExecuteInProcessResult) -> str | None:
 
 
 def _sync_runs(database: Path, sync_id: str) -> pd.DataFrame:
+    from drs_pipeline.warehouse.queries import read_query
     from drs_pipeline.warehouse.store import connect
 
     with connect(database, read_only=True) as con:
-        return con.execute(
-            "SELECT project_id, outcome, pages, jobs_seen AS jobs, new_jobs AS new, "
-            "changed_jobs AS changed, gone_jobs AS gone, rejected_records AS rejected, "
-            "coalesce(error, '') AS error "
-            "FROM drs.sync_runs WHERE sync_id = ? ORDER BY project_id",
-            [sync_id],
-        ).df()
+        return read_query(con, "sync_runs_of_sync", {"sync_id": sync_id})
 
 
 def _check_target(database: Path, settings: Settings) -> None:
@@ -504,11 +499,12 @@ def _sql_command(args: argparse.Namespace) -> int:
     import duckdb
 
     from drs_pipeline import explore
+    from drs_pipeline.warehouse.store import WarehouseLockedError
 
     try:
         with explore.connect(args.database) as con:
             frame = con.execute(args.query).df()
-    except (FileNotFoundError, duckdb.Error) as exc:
+    except (FileNotFoundError, duckdb.Error, WarehouseLockedError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_NOT_OK
     if args.csv:

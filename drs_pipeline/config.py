@@ -244,6 +244,31 @@ def duckdb_path(env: Mapping[str, str] | None = None, cwd: Path | None = None) -
     return drs_home(env, cwd) / DEFAULT_DUCKDB_NAME
 
 
+PUBLISHED_PATH_ENV = "DRS_PUBLISHED_PATH"
+
+
+def published_path(
+    env: Mapping[str, str] | None = None, database: Path | None = None, cwd: Path | None = None
+) -> Path:
+    """Where readers find the published copy: ``DRS_PUBLISHED_PATH``, else beside the
+    main database (``database``, else ``duckdb_path``): ``<name>_published.duckdb``.
+
+    Every writer and every reader resolves it here, so that a sync into an explicit
+    ``--database`` still publishes where ``DRS_PUBLISHED_PATH`` tells readers to look.
+    """
+    env = os.environ if env is None else env
+    raw = env.get(PUBLISHED_PATH_ENV, "").strip()
+    if raw:
+        return given_path(raw, cwd)
+    main = database if database is not None else duckdb_path(env, cwd)
+    return main.with_name(f"{main.stem}_published{main.suffix or '.duckdb'}")
+
+
+def given_path(raw: str, cwd: Path | None = None) -> Path:
+    """A path given by a setting or an option, resolved as those of the environment are."""
+    return ((cwd or Path.cwd()) / Path(raw).expanduser()).resolve()
+
+
 def config_path(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Path | None:
     """The configuration file: ``DRS_CONFIG`` (which must exist), else ``drs.yaml`` in
     the home folder if it exists, else None (the embedded simulator)."""

@@ -21,7 +21,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from drs_pipeline.warehouse.publish import published_path
+from drs_pipeline.config import published_path
+from drs_pipeline.warehouse import store
 
 __all__ = [
     "connect",
@@ -50,9 +51,7 @@ def connect(path: Path | None = None) -> duckdb.DuckDBPyConnection:
             f"no published history at {target}: run `drs-pipeline demo` or `drs-pipeline sync` "
             "first, or point DRS_PUBLISHED_PATH (or DRS_DUCKDB_PATH) at it"
         )
-    con = duckdb.connect(str(target), read_only=True)
-    con.execute("SET TimeZone = 'UTC'")
-    return con
+    return store.connect(target, read_only=True)
 
 
 def _query(sql: str, params: list[Any] | None = None) -> pd.DataFrame:

@@ -13,6 +13,7 @@ import pytest
 from drs_pipeline.definitions import definitions_with_resources, defs
 from drs_pipeline.defs.resources import DrsApiResource, HistoryDatabaseResource
 from drs_pipeline.defs.schedules import SCHEDULE_DESCRIPTION
+from drs_pipeline.warehouse import catalog
 
 from .conftest import Simulator, query, write_config
 
@@ -79,6 +80,58 @@ def test_definitions_hold_assets_checks_job_and_running_schedule() -> None:
     assert schedule.job_name == "drs_pipeline_job"
 
 
+def test_table_assets_show_their_name_columns_owners_and_tags_in_the_catalog() -> None:
+    graph = defs().resolve_asset_graph()
+    for group, tables, kinds in [
+        ("ingest", catalog.HISTORY, {"duckdb", "table"}),
+        ("marts", catalog.MARTS, {"duckdb", "sql", "table"}),
+    ]:
+        for table in tables:
+            node = graph.get(dg.AssetKey(["drs", table.name]))
+            assert node.group_name == group
+            assert node.description == table.description
+            assert node.metadata["dagster/table_name"] == f"drs.{table.name}"
+            assert node.metadata["dagster/column_schema"] == dg.TableSchema(
+                columns=[
+                    dg.TableColumn(
+                        name=column.name,
+                        type=column.type,
+                        description=column.description,
+                        constraints=dg.TableColumnConstraints(nullable=column.nullable),
+                    )
+                    for column in table.columns
+                ]
+            )
+            assert node.owners == ["team:drs-pipeline"]
+            assert node.tags == {
+                "domain": "drs",
+                "layer": group,
+                **{f"dagster/kind/{kind}": "" for kind in kinds},
+            }
+    jobs = graph.get(dg.AssetKey(["drs", "async_jobs"]))
+    assert jobs.description == (
+        "Current state of every batch async job ever seen, one row per project and job."
+    )
+    (gone_at,) = [c for c in jobs.metadata["dagster/column_schema"].columns if c.name == "gone_at"]
+    assert gone_at.type == "TIMESTAMP WITH TIME ZONE"
+    assert gone_at.constraints.nullable
+    runs = graph.get(dg.AssetKey(["drs", "sync_runs"])).metadata["dagster/column_schema"]
+    assert [c.name for c in runs.columns][-2:] == ["rejected_records", "requests"]
+    snapshot = graph.get(dg.AssetKey(["drs", "published_snapshot"]))
+    assert snapshot.owners == ["team:drs-pipeline"]
+    assert snapshot.tags == {"domain": "drs", "layer": "publish", "dagster/kind/duckdb": ""}
+
+
+def test_job_and_schedule_say_what_they_do() -> None:
+    definitions = defs()
+    assert definitions.resolve_job_def("drs_pipeline_job").description == (
+        "Sync every configured DRS project, check the history, rebuild the marts."
+    )
+    assert definitions.resolve_schedule_def("drs_pipeline_schedule").description == (
+        "Runs drs_pipeline_job on the cron of drs.yaml's `schedule` (UTC)."
+    )
+
+
 def test_schedule_cron_comes_from_the_configuration(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -133,6 +186,26 @@ def test_job_lands_history_and_marts_with_metadata_and_checks(
     runs = events[dg.AssetKey(["drs", "sync_runs"])]
     assert project_id in runs["projects"].value and "| ok " in runs["projects"].value
     assert events[dg.AssetKey(["drs", "status_counts"])]["dagster/row_count"].value == 1
+    # The database each table lives in, as a path value (the mart too); the copy's path.
+    for key in (dg.AssetKey(["drs", "async_jobs"]), dg.AssetKey(["drs", "stuck_jobs"])):
+        assert events[key]["database"] == dg.MetadataValue.path(str(database.resolve()))
+    snapshot = events[dg.AssetKey(["drs", "published_snapshot"])]
+    assert snapshot["path"] == dg.MetadataValue.path(
+        str(database.resolve().with_name("history_published.duckdb"))
+    )
+    assert snapshot["database"] == dg.MetadataValue.path(str(database.resolve()))
+    status_preview = events[dg.AssetKey(["drs", "status_counts"])]["preview"].value
+    assert status_preview.splitlines()[0].split() == [
+        "|",
+        "domain_name",
+        "|",
+        "user_name",
+        "|",
+        "status",
+        "|",
+        "jobs",
+        "|",
+    ]
     checks = check_results(result)
     assert {name for _, name in CHECKS} == set(checks)
     assert all(c.passed for c in checks.values())

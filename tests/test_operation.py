@@ -22,6 +22,8 @@ import duckdb
 import httpx
 import pytest
 
+from drs_pipeline.warehouse import catalog
+
 from .conftest import Simulator, write_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -150,9 +152,18 @@ WORKSPACE_QUERY = """
       ... on RepositoryLocation { repositories {
         assetNodes {
           assetKey { path }
+          description
+          owners { ... on TeamAssetOwner { team } }
+          tags { key value }
+          metadataEntries {
+            label
+            ... on TextMetadataEntry { text }
+            ... on TableSchemaMetadataEntry { schema { columns { name type description } } }
+          }
           assetChecksOrError { ... on AssetChecks { checks { name } } }
         }
-        schedules { name cronSchedule scheduleState { status } }
+        jobs { name description }
+        schedules { name cronSchedule description scheduleState { status } }
       } }
     }
 } } } }
@@ -179,6 +190,44 @@ def test_webserver_loads_the_code_location_with_assets_checks_and_schedule(
     (schedule,) = repository["schedules"]
     assert schedule["name"] == "drs_pipeline_schedule"
     assert schedule["scheduleState"]["status"] == "RUNNING"
+    assert schedule["description"] == (
+        "Runs drs_pipeline_job on the cron of drs.yaml's `schedule` (UTC)."
+    )
+    jobs = {job["name"]: job["description"] for job in repository["jobs"]}
+    assert jobs["drs_pipeline_job"] == (
+        "Sync every configured DRS project, check the history, rebuild the marts."
+    )
+
+
+def test_the_catalog_shows_each_table_with_its_columns_owner_and_tags(webserver: str) -> None:
+    response = httpx.post(f"{webserver}/graphql", json={"query": WORKSPACE_QUERY}, timeout=60)
+    (entry,) = response.json()["data"]["workspaceOrError"]["locationEntries"]
+    (repository,) = entry["locationOrLoadError"]["repositories"]
+    nodes = {tuple(node["assetKey"]["path"]): node for node in repository["assetNodes"]}
+    sync_runs = nodes[("drs", "sync_runs")]
+    assert (
+        sync_runs["description"] == "One row per project per sync: outcome, pages, counts, error."
+    )
+    assert sync_runs["owners"] == [{"team": "drs-pipeline"}]
+    assert {(tag["key"], tag["value"]) for tag in sync_runs["tags"]} >= {
+        ("domain", "drs"),
+        ("layer", "ingest"),
+    }
+    entries = {entry["label"]: entry for entry in sync_runs["metadataEntries"]}
+    assert entries["dagster/table_name"]["text"] == "drs.sync_runs"
+    columns = entries["dagster/column_schema"]["schema"]["columns"]
+    assert [(c["name"], c["type"]) for c in columns] == [
+        (column.name, column.type) for column in catalog.SYNC_RUNS.columns
+    ]
+    assert columns[-1] == {
+        "name": "requests",
+        "type": "INTEGER",
+        "description": "Every request sent for the project (pages, look-ups by id, retries); "
+        "NULL in rows written before it was counted.",
+    }
+    for table in (*catalog.HISTORY, *catalog.MARTS):
+        entries = {e["label"]: e for e in nodes[("drs", table.name)]["metadataEntries"]}
+        assert entries["dagster/table_name"]["text"] == table.qualified_name
 
 
 def test_browser_renders_the_asset_graph(webserver: str, tmp_path: Path) -> None:

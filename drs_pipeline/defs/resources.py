@@ -1,22 +1,27 @@
-"""Resources: where to read DRS from and where the history database lives.
+"""Resources: where to read DRS from, and the history database's connections.
 
 Both resolve the environment when a run starts, never at import, so that
 ``dg check defs`` works anywhere and a run reports a missing variable itself.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 
 from drs_pipeline.config import (
     ConfigError,
     Settings,
     duckdb_path,
     embedded_simulator_settings,
+    given_path,
     load_settings,
     load_settings_file,
+    published_path,
 )
-from drs_pipeline.warehouse.publish import published_path
+from drs_pipeline.warehouse.store import connect
 
 
 class DrsApiResource(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -51,7 +56,12 @@ def configuration_failure(exc: ConfigError) -> dg.Failure:
 
 class HistoryDatabaseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """The DuckDB history file: ``DRS_DUCKDB_PATH``, else ``data/drs_history.duckdb``
-    in ``DRS_HOME`` (default: the current directory)."""
+    in ``DRS_HOME`` (default: the current directory).
+
+    Hands out connections as dagster-duckdb's ``DuckDBResource`` does
+    (``get_connection()``), read-only when asked; the sync, the marts and the
+    publication open the file themselves, through the warehouse package.
+    """
 
     # A database file to use instead of DRS_DUCKDB_PATH.
     path: str | None = None
@@ -61,13 +71,22 @@ class HistoryDatabaseResource(dg.ConfigurableResource):  # type: ignore[type-arg
     lock_timeout_s: float = 60.0
 
     def resolved_path(self) -> Path:
-        return Path(self.path).expanduser().resolve() if self.path else duckdb_path()
+        return given_path(self.path) if self.path else duckdb_path()
 
     def resolved_published_path(self) -> Path:
         """``published_path``, else DRS_PUBLISHED_PATH, else beside the database."""
         if self.published_path:
-            return Path(self.published_path).expanduser().resolve()
+            return given_path(self.published_path)
         return published_path(database=self.resolved_path())
+
+    @contextmanager
+    def get_connection(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection to the database for a ``with`` block, closed whatever happens;
+        waits up to ``lock_timeout_s`` for another process's lock."""
+        with connect(
+            self.resolved_path(), read_only=read_only, lock_timeout_s=self.lock_timeout_s
+        ) as con:
+            yield con
 
 
 @dg.definitions

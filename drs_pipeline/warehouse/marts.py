@@ -33,8 +33,8 @@ def mart_statements() -> list[Mart]:
     ]
 
 
+# Each statement creates the table of the catalog (warehouse.catalog) that it names.
 MARTS = mart_statements()
-MART_TABLES = tuple(mart.table for mart in MARTS)
 
 
 def build_marts(

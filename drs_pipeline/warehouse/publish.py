@@ -11,18 +11,17 @@ copy (on POSIX a rename never disturbs an open file).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
 
-from drs_pipeline.config import duckdb_path
-from drs_pipeline.warehouse.store import wait_for_lock
+# Where the copy goes is resolved with the other paths, in config; imported from
+# here too by callers that publish.
+from drs_pipeline.config import published_path as published_path
+from drs_pipeline.warehouse.store import attach, scratch
 from drs_pipeline.warehouse.target import check_publication
-
-PUBLISHED_PATH_ENV = "DRS_PUBLISHED_PATH"
 
 
 @dataclass(frozen=True)
@@ -31,21 +30,6 @@ class Publication:
     published_at: datetime
     sync_id: str | None
     bytes: int
-
-
-def published_path(env: Mapping[str, str] | None = None, database: Path | None = None) -> Path:
-    """``DRS_PUBLISHED_PATH``, else beside the main database (``database``, else
-    ``DRS_DUCKDB_PATH`` or its default): ``<name>_published.duckdb``.
-
-    Every writer and every reader resolves it here, so that a sync into an explicit
-    ``--database`` still publishes where ``DRS_PUBLISHED_PATH`` tells readers to look.
-    """
-    env = os.environ if env is None else env
-    raw = env.get(PUBLISHED_PATH_ENV, "").strip()
-    if raw:
-        return Path(raw).expanduser().resolve()
-    main = database if database is not None else duckdb_path(env)
-    return main.with_name(f"{main.stem}_published{main.suffix or '.duckdb'}")
 
 
 def publish(
@@ -63,13 +47,9 @@ def publish(
     staging.unlink(missing_ok=True)
     _remove_abandoned_staging(target)
     try:
-        with duckdb.connect() as con:
-            wait_for_lock(
-                lambda: con.execute(f"ATTACH '{_sql_string(database)}' AS source (READ_ONLY)"),
-                database,
-                lock_timeout_s,
-            )
-            con.execute(f"ATTACH '{_sql_string(staging)}' AS snapshot")
+        with scratch() as con:
+            attach(con, database, "source", read_only=True, lock_timeout_s=lock_timeout_s)
+            attach(con, staging, "snapshot")
             # COPY FROM DATABASE copies every schema, table and view as of one
             # transaction: a consistent snapshot, written compactly.
             con.execute("COPY FROM DATABASE source TO snapshot")
@@ -111,8 +91,3 @@ def _process_exists(pid: int) -> bool:
 def _latest_sync_id(con: duckdb.DuckDBPyConnection) -> str | None:
     rows = con.execute("SELECT arg_max(sync_id, started_at) FROM source.drs.sync_runs").fetchall()
     return None if not rows or rows[0][0] is None else str(rows[0][0])
-
-
-def _sql_string(path: Path) -> str:
-    # ATTACH takes no parameters; the path is ours, but quote it properly anyway.
-    return str(path).replace("'", "''")

@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 
+from drs_pipeline.warehouse import catalog
+from drs_pipeline.warehouse.catalog import Table
 from drs_pipeline.warehouse.health import INVARIANT_QUERIES, describe_violations
 from drs_pipeline.warehouse.normalize import Normalized
 from drs_pipeline.warehouse.sql import named_statements, read_sql
@@ -217,25 +219,46 @@ def wait_for_lock(open_file: Callable[[], T], path: Path, lock_timeout_s: float)
             time.sleep(0.25)
 
 
+def scratch() -> duckdb.DuckDBPyConnection:
+    """An in-memory connection, to ``attach`` database files to."""
+    return duckdb.connect()
+
+
+def attach(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    alias: str,
+    *,
+    read_only: bool = False,
+    lock_timeout_s: float | None = None,
+) -> None:
+    """ATTACH ``path`` as ``alias``; with ``lock_timeout_s``, waiting for another
+    process's lock as ``connect`` does."""
+    # ATTACH takes no parameters; the path is ours, but quote it properly anyway.
+    quoted = str(path).replace("'", "''")
+    statement = f"ATTACH '{quoted}' AS {alias}" + (" (READ_ONLY)" if read_only else "")
+    if lock_timeout_s is None:
+        con.execute(statement)
+    else:
+        wait_for_lock(lambda: con.execute(statement), path, lock_timeout_s)
+
+
 # DuckDB's rows per row group (set when a file is created; this is its default).
 ROW_GROUP_ROWS = 122_880
 # Row groups a history table may hold beyond what its rows need before a session
 # of writing compacts it (see Warehouse).
 MAX_SPARE_ROW_GROUPS = 32
-FRAGMENTING_TABLES = ("async_jobs", "async_job_history")
+FRAGMENTING_TABLES = (catalog.ASYNC_JOBS.name, catalog.ASYNC_JOB_HISTORY.name)
 
 
 class Warehouse:
     """The history database opened for writing. Use as a context manager.
 
-    Its checkpoints do not vacuum, unless the history is fragmented. A vacuum
-    repacks row groups that are partly filled, and every large insert leaves one,
-    so at the end of a cold million-job sync it rewrote up to a batch of rows:
-    0.8 to 1 s after the last merge, for a file of 63 MB instead of 48 (nothing
-    here deletes rows, so there is nothing else for it to reclaim). Without it,
-    each session that inserts a few rows leaves a small row group; once a table
-    holds more than ``max_spare_row_groups`` beyond what its rows need, a session
-    opens with the vacuum on, and its checkpoints compact them.
+    Its checkpoints do not vacuum, unless the history is fragmented: nothing here
+    deletes rows, so a vacuum would only repack the partly filled row group each
+    large insert leaves (docs/decisions/0003-merge-design.md). Once a table holds
+    more than ``max_spare_row_groups`` beyond what its rows need, a session opens
+    with the vacuum on, and its checkpoints compact them.
     """
 
     def __init__(
@@ -298,10 +321,10 @@ class Warehouse:
         ``seen_ids`` (a complete listing's ids): the jobs that may have left.
 
         Computed by DuckDB, so that only the missing ids (almost always none) become
-        Python strings, not every id the project holds (reading them all into a set
-        to subtract the listing held the GIL for each id, beside the event loop). On
-        a cursor of its own, so it may run in another thread while a merge runs
-        (which never touches this project's rows before it is queued to merge).
+        Python strings, not every id the project holds, beside the event loop
+        (docs/decisions/0001-moving-list-protocol.md). On a cursor of its own, so
+        it may run in another thread while a merge runs (which never touches this
+        project's rows before it is queued to merge).
         """
         with self._connection.cursor() as cursor:
             cursor.register("listed", pd.DataFrame({"async_job_id": seen_ids}, copy=False))
@@ -469,15 +492,14 @@ def open_warehouse(path: Path, *, lock_timeout_s: float = 30.0) -> Iterator[Ware
         warehouse.close()
 
 
-HISTORY_TABLES = ("async_jobs", "async_job_history", "sync_runs", "rejected_records")
-
-
-def table_row_counts(path: Path) -> dict[str, int]:
-    """Rows in each history table."""
+def table_row_counts(
+    con: duckdb.DuckDBPyConnection, tables: Iterable[Table] = catalog.HISTORY
+) -> dict[str, int]:
+    """Rows in each table of the catalog given (the history's, by default)."""
     counts: dict[str, int] = {}
-    with connect(path, read_only=True) as con:
-        for table in HISTORY_TABLES:
-            # Table names come from the constant above, never from input.
-            (count,) = con.execute(f"SELECT count(*) FROM drs.{table}").fetchall()[0]  # noqa: S608
-            counts[table] = int(count)
+    for table in tables:
+        # Table names come from the catalog, never from input.
+        sql = f"SELECT count(*) FROM {table.qualified_name}"  # noqa: S608
+        ((count,),) = con.execute(sql).fetchall()
+        counts[table.name] = int(count)
     return counts

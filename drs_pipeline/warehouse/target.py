@@ -28,7 +28,7 @@ from drs_pipeline.config import (
     SimulatorSettings,
     drs_home,
 )
-from drs_pipeline.warehouse.store import connect, wait_for_lock
+from drs_pipeline.warehouse.store import attach, connect, scratch
 
 EMBEDDED = "embedded simulator"
 CONFIGURED = "configured projects"
@@ -95,16 +95,12 @@ def check_publication(
     shared by a demo and the real history)."""
     if not published.exists() or (kind is None and not database.exists()):
         return
-    with duckdb.connect() as con:
+    with scratch() as con:
         source = kind
         if source is None:
-            wait_for_lock(
-                lambda: con.execute(f"ATTACH '{_sql_string(database)}' AS source (READ_ONLY)"),
-                database,
-                lock_timeout_s,
-            )
+            attach(con, database, "source", read_only=True, lock_timeout_s=lock_timeout_s)
             source = _recorded_kind(con, "source.") or _inferred_kind(con, "source.")
-        con.execute(f"ATTACH '{_sql_string(published)}' AS copy (READ_ONLY)")
+        attach(con, published, "copy", read_only=True)
         copy = _recorded_kind(con, "copy.") or _inferred_kind(con, "copy.")
     if source is not None and copy is not None and source != copy:
         raise ConfigError(
@@ -177,7 +173,3 @@ def _has_table(con: duckdb.DuckDBPyConnection, catalog: str, table: str) -> bool
         [table, database, database],
     ).fetchone()
     return bool(row and row[0])
-
-
-def _sql_string(path: Path) -> str:
-    return str(path).replace("'", "''")

@@ -17,21 +17,15 @@ from drs_pipeline.defs.resources import (
     HistoryDatabaseResource,
     configuration_failure,
 )
-from drs_pipeline.defs.specs import table_specs
+from drs_pipeline.defs.specs import database_metadata, table_key, table_specs
 from drs_pipeline.report import outcome_table_markdown, status_preview_markdown
 from drs_pipeline.sync import run_sync
+from drs_pipeline.warehouse.catalog import ASYNC_JOBS, HISTORY, SYNC_RUNS
 from drs_pipeline.warehouse.store import WarehouseLockedError, table_row_counts
-
-HISTORY_TABLES = {
-    "async_jobs": "Current state of every batch async job ever seen, one row per project and job.",
-    "async_job_history": "Every interval a job spent in one status and owner (SCD2).",
-    "sync_runs": "One row per project per sync: outcome, pages, counts, error.",
-    "rejected_records": "Records the API returned that could not be read, with the reason.",
-}
 
 
 @dg.multi_asset(
-    specs=table_specs(HISTORY_TABLES, group_name="ingest", kinds={"duckdb"}),
+    specs=table_specs(HISTORY, group_name="ingest", kinds={"duckdb", "table"}),
     name="drs_sync",
     pool="duckdb",
     # For what the client's own retries cannot cover (the database locked by
@@ -55,19 +49,21 @@ def drs_sync(
     except ConfigError as exc:  # the database holds the other kind of history
         raise configuration_failure(exc) from None
 
-    counts = table_row_counts(database)
+    with history_db.get_connection(read_only=True) as con:
+        counts = table_row_counts(con, HISTORY)
+        preview = status_preview_markdown(con)
     shared = {
         "sync_id": report.sync_id,
-        "database": str(database),
+        **database_metadata(database),
         "source": settings.source,
     }
-    for table in HISTORY_TABLES:
-        metadata: dict[str, Any] = {**shared, "dagster/row_count": counts[table]}
-        if table == "sync_runs":
+    for table in HISTORY:
+        metadata: dict[str, Any] = {**shared, "dagster/row_count": counts[table.name]}
+        if table == SYNC_RUNS:
             metadata["projects"] = dg.MetadataValue.md(outcome_table_markdown(report))
-        if table == "async_jobs":
-            metadata["preview"] = dg.MetadataValue.md(status_preview_markdown(database))
-        yield dg.MaterializeResult(asset_key=dg.AssetKey(["drs", table]), metadata=metadata)
+        if table == ASYNC_JOBS:
+            metadata["preview"] = dg.MetadataValue.md(preview)
+        yield dg.MaterializeResult(asset_key=table_key(table), metadata=metadata)
 
     for project in report.projects:
         if project.run.outcome != "ok":

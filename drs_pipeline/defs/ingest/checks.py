@@ -5,27 +5,22 @@ before it commits (warehouse.store); this check is the second line, over the
 whole file, and blocks the marts when it fails.
 """
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
 
 import dagster as dg
-import duckdb
 import pandas as pd
 
 from drs_pipeline.defs.resources import DrsApiResource, HistoryDatabaseResource
+from drs_pipeline.defs.specs import table_key
 from drs_pipeline.warehouse import health
-from drs_pipeline.warehouse.store import connect
+from drs_pipeline.warehouse.catalog import (
+    ASYNC_JOB_HISTORY,
+    ASYNC_JOBS,
+    REJECTED_RECORDS,
+    SYNC_RUNS,
+)
 
 SAMPLE_ROWS = 20
-T = TypeVar("T")
-
-
-def _read(
-    history_db: HistoryDatabaseResource, query: Callable[[duckdb.DuckDBPyConnection], T]
-) -> T:
-    with connect(history_db.resolved_path(), read_only=True) as con:
-        return query(con)
 
 
 def rows_markdown(rows: pd.DataFrame, limit: int = SAMPLE_ROWS) -> dg.MetadataValue:
@@ -36,13 +31,14 @@ def rows_markdown(rows: pd.DataFrame, limit: int = SAMPLE_ROWS) -> dg.MetadataVa
 
 
 @dg.asset_check(
-    asset=dg.AssetKey(["drs", "async_job_history"]),
+    asset=table_key(ASYNC_JOB_HISTORY),
     blocking=True,
     description="One open interval per present job, none per gone job; no overlap; "
     "valid_from < valid_to; the current state matches the open interval.",
 )
 def history_invariants(history_db: HistoryDatabaseResource) -> dg.AssetCheckResult:
-    broken = _read(history_db, health.invariant_violations)
+    with history_db.get_connection(read_only=True) as con:
+        broken = health.invariant_violations(con)
     metadata: dict[str, dg.MetadataValue] = {
         f"{name} (sample)": rows_markdown(rows) for name, rows in broken.items()
     }
@@ -54,7 +50,7 @@ def history_invariants(history_db: HistoryDatabaseResource) -> dg.AssetCheckResu
 
 
 @dg.asset_check(
-    asset=dg.AssetKey(["drs", "sync_runs"]),
+    asset=table_key(SYNC_RUNS),
     blocking=True,
     description="Every configured project synced ok in this run. Fails the run (the "
     "marts still rebuild from what landed), naming each project and its error.",
@@ -63,7 +59,8 @@ def every_project_synced_ok(
     drs_api: DrsApiResource, history_db: HistoryDatabaseResource
 ) -> dg.AssetCheckResult:
     configured = [p.project_id for p in drs_api.settings().projects]
-    runs = _read(history_db, health.latest_sync_runs)
+    with history_db.get_connection(read_only=True) as con:
+        runs = health.latest_sync_runs(con)
     bad = health.projects_not_ok(runs, configured)
     lines = [f"{r.project_id}: {r.outcome}: {r.error}" for r in bad.itertuples()]
     return dg.AssetCheckResult(
@@ -78,17 +75,17 @@ def every_project_synced_ok(
 
 
 @dg.asset_check(
-    asset=dg.AssetKey(["drs", "rejected_records"]),
+    asset=table_key(REJECTED_RECORDS),
     description="Records the API returned in this sync that could not be read (a warning).",
 )
 def no_rejected_records(history_db: HistoryDatabaseResource) -> dg.AssetCheckResult:
-    def query(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    with history_db.get_connection(read_only=True) as con:
         runs = health.latest_sync_runs(con)
-        if runs.empty:
-            return pd.DataFrame(columns=["project_id", "reason", "record"])
-        return health.rejected_in_sync(con, str(runs["sync_id"].iloc[0]))
-
-    rejected = _read(history_db, query)
+        rejected = (
+            pd.DataFrame(columns=["project_id", "reason", "record"])
+            if runs.empty
+            else health.rejected_in_sync(con, str(runs["sync_id"].iloc[0]))
+        )
     return dg.AssetCheckResult(
         passed=rejected.empty,
         severity=dg.AssetCheckSeverity.WARN,
@@ -98,7 +95,7 @@ def no_rejected_records(history_db: HistoryDatabaseResource) -> dg.AssetCheckRes
 
 
 @dg.asset_check(
-    asset=dg.AssetKey(["drs", "async_jobs"]),
+    asset=table_key(ASYNC_JOBS),
     description="Every configured project had an ok sync within freshness_minutes.",
 )
 def history_is_fresh(
@@ -106,15 +103,10 @@ def history_is_fresh(
 ) -> dg.AssetCheckResult:
     settings = drs_api.settings()
     max_age = timedelta(minutes=settings.freshness_minutes)
-    stale = _read(
-        history_db,
-        lambda con: health.stale_projects(
-            con,
-            [p.project_id for p in settings.projects],
-            max_age=max_age,
-            now=datetime.now(UTC),
-        ),
-    )
+    with history_db.get_connection(read_only=True) as con:
+        stale = health.stale_projects(
+            con, [p.project_id for p in settings.projects], max_age=max_age, now=datetime.now(UTC)
+        )
     return dg.AssetCheckResult(
         passed=stale.empty,
         description=f"{len(stale)} projects without an ok sync in the last "

@@ -7,27 +7,27 @@ from typing import Any
 import dagster as dg
 
 from drs_pipeline.defs.resources import DrsApiResource, HistoryDatabaseResource
-from drs_pipeline.defs.specs import table_specs
+from drs_pipeline.defs.specs import database_metadata, table_key, table_specs
 from drs_pipeline.report import mart_preview_markdown
+from drs_pipeline.warehouse.catalog import (
+    ASYNC_JOB_HISTORY,
+    ASYNC_JOBS,
+    JOB_DURATIONS,
+    MARTS,
+    STATUS_COUNTS,
+    STUCK_JOBS,
+)
 from drs_pipeline.warehouse.marts import build_marts
 
-MART_TABLES = {
-    "status_counts": "Jobs present now per tenant, user and status.",
-    "status_counts_by_project": "status_counts with project_id and region.",
-    "duration_samples": "Every measured duration: validation, time_to_commit, dwell:<STATUS>.",
-    "job_durations": "Duration statistics per tenant, user and metric (mean, p50, p90, max).",
-    "job_durations_by_project": "job_durations with project_id and region.",
-    "stuck_jobs": "Jobs present now that stayed in a status longer than its threshold.",
-}
-PREVIEWED = ("status_counts", "job_durations", "stuck_jobs")
+PREVIEWED = (STATUS_COUNTS, JOB_DURATIONS, STUCK_JOBS)
 
 
 @dg.multi_asset(
     specs=table_specs(
-        MART_TABLES,
+        MARTS,
         group_name="marts",
-        kinds={"duckdb", "sql"},
-        deps=[dg.AssetKey(["drs", "async_jobs"]), dg.AssetKey(["drs", "async_job_history"])],
+        kinds={"duckdb", "sql", "table"},
+        deps=[table_key(ASYNC_JOBS), table_key(ASYNC_JOB_HISTORY)],
     ),
     name="drs_marts",
     pool="duckdb",
@@ -44,8 +44,13 @@ def drs_marts(
         as_of=datetime.now(UTC),
         lock_timeout_s=history_db.lock_timeout_s,
     )
-    for table in MART_TABLES:
-        metadata: dict[str, Any] = {"dagster/row_count": counts[table]}
-        if table in PREVIEWED:
-            metadata["preview"] = dg.MetadataValue.md(mart_preview_markdown(database, table))
-        yield dg.MaterializeResult(asset_key=dg.AssetKey(["drs", table]), metadata=metadata)
+    with history_db.get_connection(read_only=True) as con:
+        previews = {table: mart_preview_markdown(con, table.name) for table in PREVIEWED}
+    for table in MARTS:
+        metadata: dict[str, Any] = {
+            "dagster/row_count": counts[table.name],
+            **database_metadata(database),
+        }
+        if table in previews:
+            metadata["preview"] = dg.MetadataValue.md(previews[table])
+        yield dg.MaterializeResult(asset_key=table_key(table), metadata=metadata)

@@ -4,22 +4,18 @@ import dagster as dg
 
 from drs_pipeline.defs.ingest.checks import rows_markdown
 from drs_pipeline.defs.resources import HistoryDatabaseResource
-from drs_pipeline.warehouse.store import connect
-
-STUCK_SQL = """
-SELECT project_id, async_job_id, domain_name, user_name, status,
-       round(stuck_for_s / 3600, 1) AS stuck_hours, round(threshold_s / 3600, 1) AS threshold_hours
-FROM drs.stuck_jobs ORDER BY stuck_for_s DESC
-"""
+from drs_pipeline.defs.specs import table_key
+from drs_pipeline.warehouse.catalog import STUCK_JOBS
+from drs_pipeline.warehouse.queries import read_query
 
 
 @dg.asset_check(
-    asset=dg.AssetKey(["drs", "stuck_jobs"]),
+    asset=table_key(STUCK_JOBS),
     description="Jobs stuck in a status past its threshold (a warning, with the list).",
 )
 def no_stuck_jobs(history_db: HistoryDatabaseResource) -> dg.AssetCheckResult:
-    with connect(history_db.resolved_path(), read_only=True) as con:
-        stuck = con.execute(STUCK_SQL).df()
+    with history_db.get_connection(read_only=True) as con:
+        stuck = read_query(con, "stuck_jobs_in_hours")
     return dg.AssetCheckResult(
         passed=stuck.empty,
         severity=dg.AssetCheckSeverity.WARN,

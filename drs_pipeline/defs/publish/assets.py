@@ -4,8 +4,9 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from drs_pipeline.defs.marts.assets import MART_TABLES
 from drs_pipeline.defs.resources import HistoryDatabaseResource
+from drs_pipeline.defs.specs import OWNERS, database_metadata, table_key, tags
+from drs_pipeline.warehouse.catalog import MARTS
 from drs_pipeline.warehouse.publish import publish
 
 
@@ -17,7 +18,9 @@ from drs_pipeline.warehouse.publish import publish
     # After the marts, hence after the history passed its blocking invariant
     # check. Not after every_project_synced_ok: one failing project must not keep
     # readers from what the others landed (drs.sync_runs in the copy says who failed).
-    deps=[dg.AssetKey(["drs", table]) for table in MART_TABLES],
+    deps=[table_key(table) for table in MARTS],
+    owners=OWNERS,
+    tags=tags("publish"),
     description="A consistent read-only copy of the whole database for notebooks and SQL "
     "users (DRS_PUBLISHED_PATH), swapped in atomically; drs.publication says when.",
 )
@@ -30,7 +33,8 @@ def published_snapshot(history_db: HistoryDatabaseResource) -> dg.MaterializeRes
     )
     return dg.MaterializeResult(
         metadata={
-            "path": str(publication.path),
+            "path": dg.MetadataValue.path(str(publication.path)),
+            **database_metadata(history_db.resolved_path()),
             "published_at": publication.published_at.isoformat(),
             "sync_id": publication.sync_id or "",
             "bytes": publication.bytes,

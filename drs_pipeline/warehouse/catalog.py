@@ -1,0 +1,278 @@
+"""The catalog of the ``drs`` schema: every table, what it holds, and its columns.
+
+One list read by the Dagster asset specs (column schemas, descriptions), the row
+counts, and the docs' table reference (``catalog_markdown``). The SQL that creates
+the tables (``schema.sql``, ``marts/*.sql``, ``target.py``, ``publish.py``) is
+checked against it by the tests, column by column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCHEMA = "drs"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    # As DuckDB reports it (duckdb_columns().data_type).
+    type: str
+    description: str
+    nullable: bool = False
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{SCHEMA}.{self.name}"
+
+
+def _c(name: str, type_: str, description: str, *, nullable: bool = False) -> Column:
+    return Column(name, type_, description, nullable)
+
+
+def _mart(*columns: Column) -> tuple[Column, ...]:
+    """Columns of a table made by ``CREATE TABLE AS``: DuckDB declares all of them nullable."""
+    return tuple(Column(c.name, c.type, c.description, nullable=True) for c in columns)
+
+
+_PROJECT = _c("project_id", "VARCHAR", "The Huawei Cloud project (32 hexadecimal digits).")
+_REGION = _c("region", "VARCHAR", "The project's region, e.g. cn-south-2.")
+_JOB = _c("async_job_id", "VARCHAR", "The batch async job's id.")
+_STATUS = _c("status", "VARCHAR", "The job's status as the API reports it (unknown values kept).")
+_DOMAIN = _c("domain_name", "VARCHAR", "The tenant (account) that owns the job.")
+_USER = _c("user_name", "VARCHAR", "The IAM user that owns the job.")
+_SYNC = _c("sync_id", "VARCHAR", "The sync that recorded the row.")
+_METRIC = _c("metric", "VARCHAR", "What is measured: validation, time_to_commit or dwell:<STATUS>.")
+_STATISTICS = (
+    _c("jobs", "BIGINT", "Samples measured."),
+    _c("mean_s", "DOUBLE", "Mean, in seconds."),
+    _c("p50_s", "DOUBLE", "Median, in seconds."),
+    _c("p90_s", "DOUBLE", "90th percentile, in seconds."),
+    _c("max_s", "DOUBLE", "Maximum, in seconds."),
+)
+
+ASYNC_JOBS = Table(
+    "async_jobs",
+    "Current state of every batch async job ever seen, one row per project and job.",
+    (
+        _PROJECT,
+        _REGION,
+        _JOB,
+        _c("status", "VARCHAR", "Status as last seen (unknown values kept)."),
+        _c("domain_name", "VARCHAR", "Owning tenant as last seen."),
+        _c("user_name", "VARCHAR", "Owning IAM user as last seen."),
+        _c("create_time", "TIMESTAMP WITH TIME ZONE", "When the job was created, per the API."),
+        _c("first_seen_at", "TIMESTAMP WITH TIME ZONE", "First observation of the job."),
+        _c("last_seen_at", "TIMESTAMP WITH TIME ZONE", "Latest observation of the job."),
+        _c("status_since", "TIMESTAMP WITH TIME ZONE", "Start of the current interval."),
+        _c(
+            "is_gone",
+            "BOOLEAN",
+            "The job left a complete listing and the API, asked by id, confirmed it.",
+        ),
+        _c(
+            "gone_at",
+            "TIMESTAMP WITH TIME ZONE",
+            "When a complete listing first lacked the job; NULL while it is present.",
+            nullable=True,
+        ),
+    ),
+)
+
+ASYNC_JOB_HISTORY = Table(
+    "async_job_history",
+    "Every interval a job spent in one status and owner (SCD2).",
+    (
+        _PROJECT,
+        _JOB,
+        _STATUS,
+        _DOMAIN,
+        _USER,
+        _c("valid_from", "TIMESTAMP WITH TIME ZONE", "First observation of this interval."),
+        _c(
+            "valid_to",
+            "TIMESTAMP WITH TIME ZONE",
+            "First observation of the next interval, or of the job gone; NULL while current.",
+            nullable=True,
+        ),
+    ),
+)
+
+SYNC_RUNS = Table(
+    "sync_runs",
+    "One row per project per sync: outcome, pages, counts, error.",
+    (
+        _SYNC,
+        _PROJECT,
+        _c("started_at", "TIMESTAMP WITH TIME ZONE", "When the project's sync started."),
+        _c("finished_at", "TIMESTAMP WITH TIME ZONE", "When the project's sync ended."),
+        _c("outcome", "VARCHAR", "ok, incomplete (what was seen landed) or failed."),
+        _c("error", "VARCHAR", "Why the project was not ok; NULL when ok.", nullable=True),
+        _c("pages", "INTEGER", "Listing pages read, re-listings and narrowed listings included."),
+        _c("jobs_seen", "INTEGER", "Distinct jobs landed."),
+        _c(
+            "total_count",
+            "INTEGER",
+            "The project's job count as the API last reported it.",
+            nullable=True,
+        ),
+        _c("new_jobs", "INTEGER", "Jobs seen for the first time."),
+        _c("changed_jobs", "INTEGER", "Jobs whose status or owner changed."),
+        _c("gone_jobs", "INTEGER", "Jobs found gone."),
+        _c("rejected_records", "INTEGER", "Records that could not be read."),
+        _c(
+            "requests",
+            "INTEGER",
+            "Every request sent for the project (pages, look-ups by id, retries); "
+            "NULL in rows written before it was counted.",
+            nullable=True,
+        ),
+    ),
+)
+
+REJECTED_RECORDS = Table(
+    "rejected_records",
+    "Records the API returned that could not be read, with the reason.",
+    (
+        _SYNC,
+        _PROJECT,
+        _c("record", "VARCHAR", "The raw JSON as received."),
+        _c("reason", "VARCHAR", "The page offset, the field and what was wrong."),
+    ),
+)
+
+STATUS_COUNTS_BY_PROJECT = Table(
+    "status_counts_by_project",
+    "status_counts with project_id and region.",
+    _mart(_PROJECT, _REGION, _DOMAIN, _USER, _STATUS, _c("jobs", "BIGINT", "Jobs present now.")),
+)
+
+STATUS_COUNTS = Table(
+    "status_counts",
+    "Jobs present now per tenant, user and status.",
+    _mart(_DOMAIN, _USER, _STATUS, _c("jobs", "BIGINT", "Jobs present now.")),
+)
+
+DURATION_SAMPLES = Table(
+    "duration_samples",
+    "Every measured duration: validation, time_to_commit, dwell:<STATUS>.",
+    _mart(
+        _PROJECT,
+        _REGION,
+        _JOB,
+        _DOMAIN,
+        _USER,
+        _METRIC,
+        _c("seconds", "DOUBLE", "The duration, in seconds."),
+    ),
+)
+
+JOB_DURATIONS_BY_PROJECT = Table(
+    "job_durations_by_project",
+    "job_durations with project_id and region.",
+    _mart(_PROJECT, _REGION, _DOMAIN, _USER, _METRIC, *_STATISTICS),
+)
+
+JOB_DURATIONS = Table(
+    "job_durations",
+    "Duration statistics per tenant, user and metric (mean, p50, p90, max).",
+    _mart(_DOMAIN, _USER, _METRIC, *_STATISTICS),
+)
+
+STUCK_JOBS = Table(
+    "stuck_jobs",
+    "Jobs present now that stayed in a status longer than its threshold.",
+    _mart(
+        _PROJECT,
+        _REGION,
+        _JOB,
+        _DOMAIN,
+        _USER,
+        _STATUS,
+        _c("create_time", "TIMESTAMP WITH TIME ZONE", "When the job was created, per the API."),
+        _c("status_since", "TIMESTAMP WITH TIME ZONE", "First observation of the status."),
+        _c(
+            "stuck_for_s",
+            "DOUBLE",
+            "Seconds in the status, from its first observation (a lower bound).",
+        ),
+        _c("age_s", "DOUBLE", "Seconds since creation (an upper bound of the stay)."),
+        _c("threshold_s", "DOUBLE", "The status's threshold (stuck_after_minutes), in seconds."),
+        _c("as_of", "TIMESTAMP WITH TIME ZONE", "When the marts were rebuilt."),
+    ),
+)
+
+DATABASE_INFO = Table(
+    "database_info",
+    "What the database holds: projects_from (the embedded simulator or configured "
+    "projects), recorded_at.",
+    (
+        _c("key", "VARCHAR", "projects_from or recorded_at."),
+        _c("value", "VARCHAR", "The key's value."),
+    ),
+)
+
+PUBLICATION = Table(
+    "publication",
+    "In the published copy only: when it was published, and from which sync.",
+    _mart(
+        _c("published_at", "TIMESTAMP WITH TIME ZONE", "When the copy was published."),
+        _c("sync_id", "VARCHAR", "The latest sync in the copy; NULL if none."),
+    ),
+)
+
+# Written by each sync.
+HISTORY = (ASYNC_JOBS, ASYNC_JOB_HISTORY, SYNC_RUNS, REJECTED_RECORDS)
+# Rebuilt from the history after each sync (marts/*.sql).
+MARTS = (
+    STATUS_COUNTS,
+    STATUS_COUNTS_BY_PROJECT,
+    DURATION_SAMPLES,
+    JOB_DURATIONS,
+    JOB_DURATIONS_BY_PROJECT,
+    STUCK_JOBS,
+)
+# Bookkeeping: the guard between real and simulated history, and the published copy's stamp.
+BOOKKEEPING = (DATABASE_INFO, PUBLICATION)
+TABLES = HISTORY + MARTS + BOOKKEEPING
+
+
+def table(name: str) -> Table:
+    """The table called ``name`` (without the schema)."""
+    for candidate in TABLES:
+        if candidate.name == name:
+            return candidate
+    raise KeyError(name)
+
+
+def catalog_markdown() -> str:
+    """The tables as Markdown, for the docs' table reference (docs/data-model.md)."""
+    sections = []
+    for group, tables in (("History", HISTORY), ("Marts", MARTS), ("Bookkeeping", BOOKKEEPING)):
+        sections.append(f"### {group}")
+        for entry in tables:
+            rows = [
+                f"| `{c.name}` | `{c.type}`{'' if c.nullable else ' NOT NULL'} | {c.description} |"
+                for c in entry.columns
+            ]
+            sections.append(
+                "\n".join(
+                    [
+                        f"#### `{entry.qualified_name}`",
+                        "",
+                        entry.description,
+                        "",
+                        "| column | type | meaning |",
+                        "|---|---|---|",
+                        *rows,
+                    ]
+                )
+            )
+    return "\n\n".join(sections) + "\n"

@@ -1,0 +1,38 @@
+-- What the command line, the report and the asset checks read, by name
+-- (warehouse/queries.py). Parameters are named: $sync_id.
+
+-- name: jobs_by_status
+-- Jobs present now, by tenant, user and status (the ingest's preview).
+SELECT domain_name, user_name, status, count(*) AS jobs
+FROM drs.async_jobs
+WHERE NOT is_gone
+GROUP BY ALL
+ORDER BY domain_name, user_name, status;
+
+-- name: sync_runs_of_sync
+-- One sync's projects, as the command line prints them.
+SELECT project_id, outcome, pages, jobs_seen AS jobs, new_jobs AS new,
+       changed_jobs AS changed, gone_jobs AS gone, rejected_records AS rejected,
+       coalesce(error, '') AS error
+FROM drs.sync_runs
+WHERE sync_id = $sync_id
+ORDER BY project_id;
+
+-- name: stuck_jobs_in_hours
+-- The stuck jobs, longest first (the check on drs.stuck_jobs).
+SELECT project_id, async_job_id, domain_name, user_name, status,
+       round(stuck_for_s / 3600, 1) AS stuck_hours, round(threshold_s / 3600, 1) AS threshold_hours
+FROM drs.stuck_jobs
+ORDER BY stuck_for_s DESC;
+
+-- name: demo_status_counts
+FROM drs.status_counts;
+
+-- name: demo_durations
+-- The durations the demo shows: validation and time to commit.
+FROM drs.job_durations
+WHERE metric IN ('validation', 'time_to_commit')
+ORDER BY metric, domain_name, user_name;
+
+-- name: demo_stuck_jobs
+SELECT count(*) AS stuck_jobs FROM drs.stuck_jobs;
