@@ -119,7 +119,8 @@ def _merge_step(name: str, runs_if: Callable[[Work], bool] = always) -> Step:
 
 
 # Then these, in this order. A step whose kind of change the batch does not bring
-# would still pass over a history table, so it is skipped.
+# would still pass over a history table, so it is skipped
+# (docs/decisions/0003-merge-design.md).
 MERGE_STEPS: tuple[Step, ...] = (
     _merge_step("close_changed_intervals", lambda work: work.changed),
     _merge_step("open_intervals"),
@@ -129,7 +130,6 @@ MERGE_STEPS: tuple[Step, ...] = (
     _merge_step("update_changed_owner", lambda work: work.owner_changed),
     _merge_step("update_came_back", lambda work: work.came_back),
     _merge_step("update_seen_details", lambda work: work.details_changed),
-    # Always: the counts and the check read merge_gone, even empty.
     _merge_step("stage_gone"),
     _merge_step("close_gone_intervals", lambda work: work.gone),
     _merge_step("mark_gone", lambda work: work.gone),
@@ -145,7 +145,7 @@ COPY_STEPS: tuple[Step, ...] = tuple(
     for name in ("touched", "touched_jobs", "touched_history", "check_copies")
 )
 # Then the queries that return the rows breaking a promise: the batch's own, and
-# every invariant of checks.sql over the copies (all of them: no project_id).
+# every invariant of checks.sql over the copies (of every project).
 CHECK_STEPS: tuple[Step, ...] = (
     Step("new_job_twice", CHECK_SQL["new_job_twice"]),
     *(Step(name, sql, touched, {"project_id": None}) for name, sql in INVARIANT_QUERIES),
@@ -224,7 +224,8 @@ def apply_syncs(con: duckdb.DuckDBPyConnection, syncs: Sequence[ProjectSync]) ->
 
 
 def insert_runs(con: duckdb.DuckDBPyConnection, runs: Sequence[SyncRunRow]) -> None:
-    """Rows of ``drs.sync_runs``, in one statement for the whole batch."""
+    """Rows of ``drs.sync_runs``, in one statement for the whole batch rather than one
+    per run, which costs more (docs/decisions/0003-merge-design.md)."""
     columns = [field.name for field in fields(SyncRunRow)]
     row = "(" + ", ".join("?" * len(columns)) + ")"
     con.execute(

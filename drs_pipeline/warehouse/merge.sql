@@ -42,9 +42,8 @@ LEFT JOIN drs.async_jobs AS c
     ON c.project_id = s.project_id AND c.async_job_id = s.async_job_id;
 
 -- name: work
--- Which kinds of change the batch brings (warehouse/merge.py's Work): a step with
--- nothing to do is skipped, as it would still pass over a history table
--- (docs/decisions/0003-merge-design.md).
+-- Which kinds of change the batch brings: warehouse/merge.py skips the steps
+-- below that have nothing to do.
 SELECT
     coalesce(bool_or(NOT is_new AND NOT is_stale), false) AS seen_again,
     coalesce(bool_or(NOT is_stale AND is_changed AND NOT was_gone), false) AS changed,
