@@ -29,14 +29,10 @@ from drs_pipeline.drs.slots import PrioritySlots
 from drs_pipeline.simulator import ManualClock, World, WorldSettings, build_simulator
 from drs_pipeline.simulator.app import ListQuery
 from drs_pipeline.simulator.model import ANCHOR_2026, default_projects
-from drs_pipeline.warehouse import clean_pages, normalize, store
+from drs_pipeline.warehouse import clean_pages, merge, normalize
+from drs_pipeline.warehouse.merge import HistoryInvariantError, ProjectSync, SyncRunRow
 from drs_pipeline.warehouse.normalize import Normalized, normalize_pages
-from drs_pipeline.warehouse.store import (
-    HistoryInvariantError,
-    ProjectSync,
-    SyncRunRow,
-    Warehouse,
-)
+from drs_pipeline.warehouse.store import Warehouse
 from drs_pipeline.warehouse.writer import BatchingWriter
 from tests.conftest import ObservedPage as Page
 
@@ -244,7 +240,7 @@ def test_steps_with_nothing_to_do_are_skipped_and_change_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     skipping, every_step = tmp_path / "skipping.duckdb", tmp_path / "every_step.duckdb"
-    caplog.set_level(logging.DEBUG, logger=store.__name__)
+    caplog.set_level(logging.DEBUG, logger=merge.__name__)
     with Warehouse(skipping) as warehouse:
         recorded = [warehouse.apply_project_syncs(batch) for batch in rounds()]
     skipped = [r.getMessage() for r in caplog.records if "merge steps skipped" in r.message]
@@ -254,7 +250,9 @@ def test_steps_with_nothing_to_do_are_skipped_and_change_nothing(
     assert "close_changed_intervals" not in skipped[1] and "mark_gone" not in skipped[1]
     assert "update_came_back" in skipped[1] and "update_came_back" not in skipped[2]
     assert "mark_gone" in skipped[2]
-    monkeypatch.setattr(store, "ONLY_IF", {})
+    for steps in ("MERGE_STEPS", "COPY_STEPS", "CHECK_STEPS"):
+        every = tuple(replace(step, runs_if=merge.always) for step in getattr(merge, steps))
+        monkeypatch.setattr(merge, steps, every)
     with Warehouse(every_step) as warehouse:
         assert [warehouse.apply_project_syncs(batch) for batch in rounds()] == recorded
     assert tables(skipping) == tables(every_step)

@@ -1,10 +1,13 @@
 -- Queries that return the rows breaking a promise of the history; empty means
--- the promise holds. $project_id NULL checks every project. Used before each
--- project's merge commits, by the Dagster asset checks, and by the tests.
+-- the promise holds. They read checked_jobs and checked_history, views that the
+-- caller points at the tables to check: the history's (warehouse/health.py), or
+-- the merge's copies of the rows it wrote (merge_checks.sql). $project_id NULL
+-- checks every project. Used before each merge commits, by the Dagster asset
+-- checks, and by the tests.
 
 -- name: jobs_stored_twice
 SELECT project_id, async_job_id, count(*) AS copies
-FROM drs.async_jobs
+FROM checked_jobs
 WHERE $project_id IS NULL OR project_id = $project_id
 GROUP BY ALL
 HAVING count(*) > 1
@@ -13,8 +16,8 @@ ORDER BY ALL;
 -- name: open_interval_count_wrong
 -- A job that is not gone has exactly one open interval; a gone job none.
 SELECT j.project_id, j.async_job_id, j.is_gone, count(h.async_job_id) AS open_intervals
-FROM drs.async_jobs AS j
-LEFT JOIN drs.async_job_history AS h
+FROM checked_jobs AS j
+LEFT JOIN checked_history AS h
     ON h.project_id = j.project_id AND h.async_job_id = j.async_job_id AND h.valid_to IS NULL
 WHERE $project_id IS NULL OR j.project_id = $project_id
 GROUP BY ALL
@@ -23,7 +26,7 @@ ORDER BY ALL;
 
 -- name: empty_or_inverted_intervals
 SELECT project_id, async_job_id, status, valid_from, valid_to
-FROM drs.async_job_history
+FROM checked_history
 WHERE ($project_id IS NULL OR project_id = $project_id)
   AND valid_to IS NOT NULL AND valid_from >= valid_to
 ORDER BY ALL;
@@ -34,7 +37,7 @@ FROM (
     SELECT *, lead(valid_from) OVER (
         PARTITION BY project_id, async_job_id ORDER BY valid_from
     ) AS next_valid_from
-    FROM drs.async_job_history
+    FROM checked_history
     WHERE $project_id IS NULL OR project_id = $project_id
 )
 WHERE next_valid_from IS NOT NULL AND (valid_to IS NULL OR next_valid_from < valid_to)
@@ -42,8 +45,8 @@ ORDER BY ALL;
 
 -- name: current_state_disagrees_with_history
 SELECT j.project_id, j.async_job_id, j.status, h.status AS history_status
-FROM drs.async_jobs AS j
-JOIN drs.async_job_history AS h
+FROM checked_jobs AS j
+JOIN checked_history AS h
     ON h.project_id = j.project_id AND h.async_job_id = j.async_job_id AND h.valid_to IS NULL
 WHERE ($project_id IS NULL OR j.project_id = $project_id)
   AND (h.status <> j.status OR h.domain_name <> j.domain_name
@@ -52,7 +55,7 @@ ORDER BY ALL;
 
 -- name: history_of_unknown_jobs
 SELECT DISTINCT project_id, async_job_id
-FROM drs.async_job_history
-ANTI JOIN drs.async_jobs USING (project_id, async_job_id)
+FROM checked_history
+ANTI JOIN checked_jobs USING (project_id, async_job_id)
 WHERE $project_id IS NULL OR project_id = $project_id
 ORDER BY ALL;

@@ -1,8 +1,8 @@
 """What is wrong with the history, as rows a person can act on.
 
-Plain functions over a DuckDB connection: the merge calls them before it
-commits a project, the Dagster asset checks after every run, the tests after
-every sync sequence.
+Plain functions over a DuckDB connection, for the Dagster asset checks after
+every run and the tests after every sync sequence; the merge runs the same
+invariants (checks.sql) over its own rows before it commits.
 """
 
 from __future__ import annotations
@@ -16,12 +16,18 @@ import pandas as pd
 from drs_pipeline.warehouse.sql import named_statements, read_sql
 
 INVARIANT_QUERIES = named_statements(read_sql("checks.sql"))
+# checks.sql reads checked_jobs and checked_history: here, the history's tables.
+CHECK_THE_HISTORY = """
+CREATE OR REPLACE TEMP VIEW checked_jobs AS FROM drs.async_jobs;
+CREATE OR REPLACE TEMP VIEW checked_history AS FROM drs.async_job_history;
+"""
 
 
 def invariant_violations(
     con: duckdb.DuckDBPyConnection, project_id: str | None = None
 ) -> dict[str, pd.DataFrame]:
     """Each broken invariant with the rows that break it; empty when all hold."""
+    con.execute(CHECK_THE_HISTORY)
     broken: dict[str, pd.DataFrame] = {}
     for name, sql in INVARIANT_QUERIES:
         rows = con.execute(sql, {"project_id": project_id}).df()

@@ -1,5 +1,5 @@
 -- The SCD2 merge of a batch of projects' snapshots into the history, run in one
--- transaction by warehouse.store. Set-based: one statement per step for the whole
+-- transaction by warehouse/merge.py. Set-based: one statement per step for the whole
 -- batch, whatever the number of projects and jobs (no per-project or per-job work).
 -- Inputs:
 --   snapshot        one row per (project_id, async_job_id): the newest observation
@@ -9,17 +9,17 @@
 --   confirmed_gone  (project_id, async_job_id, gone_at) of jobs the API confirmed
 --                   absent (may be empty)
 --   merge_projects  (project_id) of every project in the batch
--- Statements are separated by `-- name:` markers and run in order. A statement
--- marked `-- only if: <flag>` runs only when that column of the `work` row is true.
+-- Statements are separated by `-- name:` markers. warehouse/merge.py declares
+-- their order, and runs each only when the `work` row says it has something to do.
 
 -- name: stage
 -- Classify each observation against the current state. An observation no newer
 -- than what the history already knows of that job (clocks are not perfect) is
 -- stale: applying it would make intervals overlap, so it is left out.
 -- job_rowid is where the job's current row is: the updates below find it by that
--- integer rather than by joining on two strings again (several times faster for
--- a million rows). Rows are only appended or updated within the transaction, so
--- a rowid keeps naming the same row.
+-- integer rather than by joining on two strings again, which costs more
+-- (docs/decisions/0003-merge-design.md). Rows are only appended or updated within
+-- the transaction, so a rowid keeps naming the same row.
 CREATE OR REPLACE TEMP TABLE merge_stage AS
 SELECT
     s.*,
@@ -42,10 +42,8 @@ LEFT JOIN drs.async_jobs AS c
     ON c.project_id = s.project_id AND c.async_job_id = s.async_job_id;
 
 -- name: work
--- Which steps below have anything to do. The others are skipped: each passes over a
--- history table even when no row qualifies, and a small batch (a first sync, a
--- latency-bound one) spent about half its merge on such steps (9 of them, and the
--- check's copies, about 35 ms of a 76 ms merge of 5,000 new jobs).
+-- Which kinds of change the batch brings: warehouse/merge.py skips the steps
+-- below that have nothing to do.
 SELECT
     coalesce(bool_or(NOT is_new AND NOT is_stale), false) AS seen_again,
     coalesce(bool_or(NOT is_stale AND is_changed AND NOT was_gone), false) AS changed,
@@ -53,15 +51,10 @@ SELECT
     coalesce(bool_or(NOT is_stale AND owner_changed), false) AS owner_changed,
     coalesce(bool_or(NOT is_stale AND was_gone), false) AS came_back,
     coalesce(bool_or(NOT is_stale AND details_changed), false) AS details_changed,
-    (SELECT count(*) > 0 FROM confirmed_gone) AS gone,
-    -- merge_checks.sql: the jobs whose rows are copied out and checked. (DuckDB lets
-    -- a select list name an earlier alias, but not one whose expression has a
-    -- subquery: hence gone's subquery again.)
-    changed_or_back OR (SELECT count(*) > 0 FROM confirmed_gone) AS touched
+    (SELECT count(*) > 0 FROM confirmed_gone) AS gone
 FROM merge_stage;
 
 -- name: close_changed_intervals
--- only if: changed
 UPDATE drs.async_job_history AS h
 SET valid_to = st.observed_at
 FROM merge_stage AS st
@@ -71,9 +64,9 @@ WHERE h.project_id = st.project_id
   AND st.is_changed AND NOT st.is_stale AND NOT st.was_gone;
 
 -- The two inserts take the rows in the snapshot's order (projects one after the
--- other), not in the order the stage's join left them: measured, inserting a
--- cold batch of 250,000 jobs took 0.45 s that way against 0.6 to 0.68 s, the same
--- file size. Sorting on an integer costs little, and only the inserted rows.
+-- other), not in the order the stage's join left them, which inserts faster
+-- (docs/decisions/0003-merge-design.md). Sorting on an integer costs little, and
+-- only the inserted rows.
 
 -- name: open_intervals
 -- New jobs, changed jobs and jobs that came back each start an interval.
@@ -100,7 +93,6 @@ ORDER BY snapshot_row;
 -- set from the observation (plus status_since, is_gone and gone_at as below).
 
 -- name: update_seen_jobs
--- only if: seen_again
 -- Every job seen again: most of a sync. last_seen_at is read by no invariant,
 -- which is why the pre-commit check can skip the jobs that only get this.
 UPDATE drs.async_jobs AS j
@@ -110,7 +102,6 @@ WHERE j.rowid = st.job_rowid
   AND NOT st.is_stale;
 
 -- name: update_changed_status
--- only if: changed_or_back
 -- Jobs that changed or came back: a new current interval, starting now.
 UPDATE drs.async_jobs AS j
 SET status = st.status,
@@ -120,7 +111,6 @@ WHERE j.rowid = st.job_rowid
   AND NOT st.is_stale AND (st.is_changed OR st.was_gone);
 
 -- name: update_changed_owner
--- only if: owner_changed
 UPDATE drs.async_jobs AS j
 SET domain_name = st.domain_name,
     user_name = st.user_name
@@ -129,7 +119,6 @@ WHERE j.rowid = st.job_rowid
   AND NOT st.is_stale AND st.owner_changed;
 
 -- name: update_came_back
--- only if: came_back
 UPDATE drs.async_jobs AS j
 SET is_gone = false,
     gone_at = NULL
@@ -138,7 +127,6 @@ WHERE j.rowid = st.job_rowid
   AND NOT st.is_stale AND st.was_gone;
 
 -- name: update_seen_details
--- only if: details_changed
 -- When the API reports another region or create_time (rare); read by no invariant.
 UPDATE drs.async_jobs AS j
 SET region = st.region,
@@ -161,7 +149,6 @@ WHERE NOT j.is_gone
   AND j.status_since < g.gone_at;
 
 -- name: close_gone_intervals
--- only if: gone
 UPDATE drs.async_job_history AS h
 SET valid_to = g.gone_at
 FROM merge_gone AS g
@@ -170,7 +157,6 @@ WHERE h.project_id = g.project_id
   AND h.valid_to IS NULL;
 
 -- name: mark_gone
--- only if: gone
 UPDATE drs.async_jobs AS j
 SET is_gone = true, gone_at = g.gone_at
 FROM merge_gone AS g

@@ -1,4 +1,4 @@
--- The merge's own check, run in its transaction before it commits (warehouse.store):
+-- The merge's own check, run in its transaction before it commits (warehouse/merge.py):
 -- the history's invariants (checks.sql) for the jobs this merge wrote, not for the
 -- whole history, so that it costs what the merge changed, not what the history holds.
 --
@@ -9,18 +9,17 @@
 --     applied at all;
 --   * jobs that changed, came back or went are checked in full, below: their rows
 --     are copied out once (merge_touched_jobs, merge_touched_history) and
---     checks.sql runs over the copies;
+--     checks.sql runs over the copies (check_copies);
 --   * a new job had no row in either table (no job row, or it would not be new; no
 --     history row, or history_of_unknown_jobs would have failed), and gets one job
 --     row and one open interval copied from the same merge_stage row: its
 --     invariants hold unless its key came twice (new_job_twice).
 --
--- When no job was touched (the `touched` flag of merge.sql's work row), the copies
--- and checks.sql are skipped together: copies left by a previous merge would
+-- When no job was touched (Work.touched in warehouse/merge.py), the copies and
+-- checks.sql are skipped together: copies left by a previous merge would
 -- otherwise be checked again.
 
 -- name: touched
--- only if: touched
 CREATE OR REPLACE TEMP TABLE merge_touched AS
 SELECT project_id, async_job_id, job_rowid FROM merge_stage
 WHERE NOT is_new AND NOT is_stale AND (is_changed OR was_gone)
@@ -28,15 +27,18 @@ UNION
 SELECT project_id, async_job_id, job_rowid FROM merge_gone;
 
 -- name: touched_jobs
--- only if: touched
 -- By rowid (see merge.sql's stage): cheaper than joining on the two strings again.
 CREATE OR REPLACE TEMP TABLE merge_touched_jobs AS
 SELECT * FROM drs.async_jobs WHERE rowid IN (SELECT job_rowid FROM merge_touched);
 
 -- name: touched_history
--- only if: touched
 CREATE OR REPLACE TEMP TABLE merge_touched_history AS
 SELECT * FROM drs.async_job_history SEMI JOIN merge_touched USING (project_id, async_job_id);
+
+-- name: check_copies
+-- The tables checks.sql reads.
+CREATE OR REPLACE TEMP VIEW checked_jobs AS FROM merge_touched_jobs;
+CREATE OR REPLACE TEMP VIEW checked_history AS FROM merge_touched_history;
 
 -- name: new_job_twice
 SELECT project_id, async_job_id, count(*) AS copies

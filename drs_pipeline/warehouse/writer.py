@@ -1,31 +1,8 @@
-"""The one writer of the history during a sync: off the event loop, projects merged together.
+"""The one writer of the history during a sync: projects queued, then merged together.
 
-DuckDB has one writer per file and a connection runs one statement at a time,
-so writes are serialized. And a merge costs two things: work for each row it
-brings, and a pass over the history tables it merges into (the join that
-classifies each job, whatever the batch's size). Merging each project on its
-own would pay that pass once per project: for a hundred projects of 10,000
-jobs, a hundred passes over a million rows.
-
-So projects that are ready to land wait in a queue and are merged together,
-in one transaction, once one of these holds:
-
-* every project of the sync has either queued or ended otherwise (nothing
-  more will come: the last batch never waits for anything);
-* the queued jobs reach a third of the jobs the history already holds: each
-  pass over the tables then brings at least a third as many rows as it reads,
-  so a sync makes a handful of passes, and the last batch, the one the sync
-  waits for once every page is in, stays small. Into a small history (the
-  first sync) merging starts with the first project, and while a merge runs
-  the next batch queues, so batches grow with the history;
-* the oldest queued project has waited ``max_wait_s``: a long sync still lands
-  as it goes.
-
-DuckDB releases the GIL while it merges, so pages keep arriving meanwhile.
-
-All or nothing per batch, which keeps each project all or nothing. If a batch
-fails, its projects are merged again one by one, so that one bad project
-fails alone, as it would have without batching.
+Each merge passes over the history tables whatever its size, so projects ready
+to land wait in a queue and are merged in batches, in a thread beside the event
+loop (docs/decisions/0003-merge-design.md).
 """
 
 from __future__ import annotations
@@ -36,23 +13,33 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
-from drs_pipeline.warehouse.store import ProjectSync, SyncRunRow, Warehouse
+from drs_pipeline.warehouse.merge import ProjectSync, SyncRunRow
+from drs_pipeline.warehouse.store import Warehouse
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# No lower bound on a batch: one was tried (125,000 jobs, so that every insert would
-# fill a row group, which DuckDB writes straight to the file instead of through the
-# write-ahead log), but waiting for it cost more than the log saves. Measured, 3 runs
-# each, alternating: a cold million-job sync 8.75 s with it, 7.84 s without (its
-# merges start at once and overlap the fetching); 20 x 5,000 jobs at 100 ms a
-# response, 2.6 s with it (one merge after the last page), 2.25 s without.
+# The longest a queued project waits for others to merge with; a batch has no
+# smallest size (docs/decisions/0003-merge-design.md).
 MAX_WAIT_S = 30.0
 
 
 class BatchingWriter:
     """``merge`` for each project that lands, ``close_project`` for each that ends
-    (landed or not) so the writer knows when nothing more will come."""
+    (landed or not) so the writer knows when nothing more will come.
+
+    The queued projects are merged together, in one transaction, once one of these
+    holds:
+
+    * every project of the sync has queued or ended: nothing more will come;
+    * the queued jobs reach a third of the jobs the history holds, so each pass over
+      the tables brings at least a third as many rows as it reads (into an empty
+      history the first project merges at once; batches grow with the history);
+    * the oldest queued project has waited ``max_wait_s``.
+
+    All or nothing per batch. If a batch fails, its projects are merged again one by
+    one, so that one bad project fails alone.
+    """
 
     def __init__(
         self,
