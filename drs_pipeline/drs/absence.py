@@ -2,7 +2,7 @@
 
 A listing can miss a live job (drift, ties, an answer that is wrong once), so a
 job the history holds as present and a listing lacks is asked for by id. Only an
-answer clearly about that job settles it (drs-api.md, "Filters"):
+answer clearly about that job settles it (docs/drs-api.md, "Filters"):
 
 * absent: a well-formed 200 with ``total_count`` 0 and no job, or HTTP 400
   ``DRS.10000010`` ("job does not exist");
