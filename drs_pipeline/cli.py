@@ -249,8 +249,8 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="benchmark sync, latency and merge (slow)")
     if _command_of(argv) == "bench":
-        # The benchmark owns its options; importing it is a cost no other command
-        # should pay (docs/performance.md).
+        # The benchmark owns its options, and only this command imports it
+        # (tests/test_imports.py).
         from drs_pipeline.bench import build_parser as bench_parser
 
         bench_parser(bench)

@@ -19,32 +19,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import httpx
 import pandas as pd
 
-from drs_pipeline.collector import bulk_allocation
-from drs_pipeline.config import (
-    AkSkAuthSettings,
-    AuthSettings,
-    PasswordAuthSettings,
-    ProjectSettings,
-    Settings,
-    TokenAuthSettings,
-)
+from drs_pipeline.config import ProjectSettings, Settings
 from drs_pipeline.drs.absence import CONTROLS, Absence, confirm_absent, jobs_settled_by
-from drs_pipeline.drs.auth import TokenAuth
-from drs_pipeline.drs.client import (
-    DrsClient,
-    Page,
-    PagingPolicy,
-    ProjectTarget,
-    utc_now,
-)
+from drs_pipeline.drs.client import DrsClient, Page, PagingPolicy, ProjectTarget, utc_now
 from drs_pipeline.drs.errors import DrsError
-from drs_pipeline.drs.iam import IamAccount, IamTokenAuth, IamTokenCache
 from drs_pipeline.drs.listing import Listing, list_again, list_project
 from drs_pipeline.drs.retry import RetryPolicy
-from drs_pipeline.drs.signing import AkSkAuth, AkSkCredentials
+from drs_pipeline.drs.targets import build_targets
 from drs_pipeline.warehouse.normalize import (
     Normalized,
     normalize_clean_pages,
@@ -105,135 +88,52 @@ def new_sync_id(now: datetime) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
-def build_client(
-    settings: Settings,
-    *,
-    transport: httpx.AsyncBaseTransport | None = None,
-    retry: RetryPolicy | None = None,
-    paging: PagingPolicy | None = None,
-    clock: Callable[[], datetime] = utc_now,
-) -> DrsClient:
-    """The client for these settings; the embedded simulator is reached in-process.
-
-    It carries no credentials of its own: each project's target does
-    (``project_targets``), since projects may authenticate differently.
-    """
-    if transport is None and settings.simulator is not None:
-        transport = embedded_simulator_transport(settings)
-    return DrsClient(
-        paging=paging
-        or PagingPolicy(
-            page_size=settings.page_size, max_jobs_per_project=settings.max_jobs_per_project
-        ),
-        retry=retry,
-        max_concurrency=settings.max_concurrency,
-        language=settings.language,
-        transport=transport,
-        request_timeout_s=settings.request_timeout_s,
-        sync_timeout_s=settings.sync_timeout_s,
-        clock=clock,
-    )
-
-
-def embedded_simulator_transport(settings: Settings) -> httpx.AsyncBaseTransport:
-    # Imported here: only the default (no configuration) run needs the simulator.
-    from drs_pipeline.simulator import WorldSettings, build_simulator
-
-    assert settings.simulator is not None
-    assert isinstance(settings.auth, TokenAuthSettings), "the embedded simulator takes a token"
-    app = build_simulator(
-        WorldSettings(seed=settings.simulator.seed, speed=settings.simulator.speed),
-        tokens={settings.auth.token.reveal()},
-    )
-    return httpx.ASGITransport(app=app)
-
-
-def project_targets(
-    settings: Settings, *, clock: Callable[[], datetime] = utc_now
-) -> dict[str, ProjectTarget]:
-    """Every project's endpoint and auth flow for one sync.
-
-    IAM tokens are shared through one cache: a token serves every request of
-    its scope for the whole sync, and is never kept beyond it.
-    """
-    iam_tokens = IamTokenCache(clock=clock)
-    return {
-        project.project_id: ProjectTarget(
-            project.project_id,
-            project.endpoint,
-            auth=project_auth(
-                settings.auth_for(project), project.project_id, iam_tokens=iam_tokens, clock=clock
-            ),
-        )
-        for project in settings.projects
-    }
-
-
-def project_auth(
-    auth: AuthSettings,
-    project_id: str,
-    *,
-    iam_tokens: IamTokenCache,
-    clock: Callable[[], datetime] = utc_now,
-) -> httpx.Auth:
-    """The auth flow of one project's requests."""
-    if isinstance(auth, AkSkAuthSettings):
-        credentials = AkSkCredentials(auth.ak, auth.sk, auth.security_token)
-        # The signing date comes from the sync's clock (the simulator's in tests).
-        return AkSkAuth(credentials, project_id, clock=clock)
-    if isinstance(auth, PasswordAuthSettings):
-        account = IamAccount(
-            auth.iam_endpoint, auth.domain_name, auth.user_name, auth.password_env, auth.password
-        )
-        return IamTokenAuth(iam_tokens.source(account, project_id))
-    return TokenAuth(auth.token)
-
-
 def run_sync(
     settings: Settings,
     database: Path,
     *,
-    transport: httpx.AsyncBaseTransport | None = None,
     retry: RetryPolicy | None = None,
     paging: PagingPolicy | None = None,
     clock: Callable[[], datetime] = utc_now,
     lock_timeout_s: float = 30.0,
 ) -> SyncReport:
-    """Sync every configured project once into the database at ``database``."""
+    """Sync every configured project once into the database at ``database``.
+
+    The garbage collector's setting for a sync (``collector.bulk_allocation``) is
+    the caller's: entry points apply it around this call
+    (docs/decisions/0004-gc-setting.md).
+    """
 
     async def main() -> SyncReport:
         # The database opens in a thread while the client is built (its TLS context
-        # loads the CA bundle): each takes 40 to 150 ms before the first request.
-        # (run_in_executor starts it now; a task would wait for the loop's next turn).
+        # loads the CA bundle), so that neither waits for the other
+        # (docs/decisions/0005-http-stack.md). run_in_executor starts it now; a task
+        # would wait for the loop's next turn.
         opening = asyncio.get_running_loop().run_in_executor(
             None, functools.partial(Warehouse, database, lock_timeout_s=lock_timeout_s)
         )
         try:
-            client = build_client(
-                settings, transport=transport, retry=retry, paging=paging, clock=clock
-            )
-            targets = project_targets(settings, clock=clock)
+            drs = build_targets(settings, retry=retry, paging=paging, clock=clock)
         except BaseException:
             # The client's error is the one to report, whatever the database did.
             with suppress(Exception):
                 (await opening).close()
             raise
-        async with client:
+        async with drs.client:
             with await opening as warehouse:
                 # Before anything is requested or written: real history and the embedded
                 # simulator's never mix (warehouse.target).
                 claim_target(warehouse.connection, database, settings)
                 return await sync_projects(
                     settings.projects,
-                    client,
+                    drs.client,
                     warehouse,
                     clock=clock,
-                    targets=targets,
+                    targets=drs.projects,
                     trust=TrustPolicy.of(settings),
                 )
 
-    with bulk_allocation():
-        return asyncio.run(main())
+    return asyncio.run(main())
 
 
 async def sync_projects(
@@ -245,7 +145,7 @@ async def sync_projects(
     targets: Mapping[str, ProjectTarget] | None = None,
     trust: TrustPolicy | None = None,
 ) -> SyncReport:
-    """``targets``: each project's endpoint and auth (``project_targets``); a project
+    """``targets``: each project's endpoint and auth (``drs.targets``); a project
     without one is requested with the client's own auth."""
     trust = trust or TrustPolicy()
     started_at = clock()
@@ -312,16 +212,14 @@ async def sync_projects(
 
 async def _normalize(observations: list[Page], project: ProjectSettings) -> Normalized:
     # A clean project (nearly all) on the event loop's own thread: normalizing holds
-    # the GIL throughout, so a worker thread would run nothing in parallel, and the
-    # loop would have to queue for the GIL after its socket wake-ups. Measured on a
-    # million-job sync (4 runs each, alternating): a median of 9.3 s inline against
-    # 10.3 s in a thread. About 1 microsecond a job, 10 ms for 10,000.
+    # the GIL throughout, so a worker thread would run nothing in parallel
+    # (docs/decisions/0006-normalization.md).
     project_id, region = project.project_id, project.region
     clean = normalize_clean_pages(observations, project_id=project_id, region=region)
     if clean is not None:
         return clean
-    # A project with a record in doubt gets every record checked, 10 to 15 times
-    # slower: in a thread, so that a large one does not stop the loop for seconds.
+    # A project with a record in doubt gets every record checked, far slower: in a
+    # thread, so that a large one does not stop the loop.
     return await asyncio.to_thread(
         normalize_pages_carefully, observations, project_id=project_id, region=region
     )

@@ -343,3 +343,25 @@ def test_a_cron_dagster_refuses_falls_back_to_the_default(
     assert schedule.cron_schedule == "*/5 * * * *"
     assert (schedule.description or "").startswith("the schedule of drs.yaml: ")
     assert "0 0 30 2 *" in (schedule.description or "")
+
+
+def test_every_module_under_defs_is_part_of_the_code_location() -> None:
+    """definitions.py lists its modules (the folder loader needs a checkout): one left
+    out of the list would silently drop its assets."""
+    import pkgutil
+
+    import drs_pipeline.defs
+    from drs_pipeline import definitions
+
+    found = {
+        module.name
+        for module in pkgutil.walk_packages(drs_pipeline.defs.__path__, prefix="drs_pipeline.defs.")
+        if not module.ispkg
+    }
+    listed = {module.__name__ for module in definitions.DEFS_MODULES}
+    wired = {
+        "drs_pipeline.defs.resources",
+        "drs_pipeline.defs.schedules",
+        "drs_pipeline.defs.specs",
+    }
+    assert found == listed | wired

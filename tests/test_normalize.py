@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from drs_pipeline.warehouse.normalize import normalize_pages
-from tests.conftest import ObservedPage as Page
+from tests.helpers import ObservedPage as Page
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 

@@ -22,7 +22,7 @@ from drs_pipeline.drs.listing import Listing, list_project
 from drs_pipeline.drs.retry import RetryPolicy
 from drs_pipeline.simulator import ScriptedFault
 
-from .conftest import Simulator, query, settings_for, sync
+from .helpers import Simulator, query, settings_for, sync
 
 RETRY = RetryPolicy(max_attempts=4, initial_delay_s=0.2, max_delay_s=1.0, max_total_wait_s=10.0)
 

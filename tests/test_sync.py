@@ -11,7 +11,7 @@ from drs_pipeline.drs import statuses
 from drs_pipeline.drs.client import PagingPolicy
 from drs_pipeline.warehouse.store import SyncRunRow, Warehouse
 
-from .conftest import (
+from .helpers import (
     Simulator,
     assert_history_invariants,
     query,

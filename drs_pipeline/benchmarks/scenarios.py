@@ -181,13 +181,16 @@ def merge_only(scale: Scale, work: Path, log: Log) -> list[Row]:
 
 
 def sync_once(config: str, database: str, token: str) -> Result:
-    """One ``run_sync`` of the configured projects, timed without the imports."""
+    """One ``run_sync`` of the configured projects, timed without the imports, with the
+    collector set as the product's entry points set it (``collector``)."""
+    from drs_pipeline.collector import bulk_allocation
     from drs_pipeline.config import load_settings_file
     from drs_pipeline.sync import run_sync
 
     settings = load_settings_file(Path(config), {TOKEN_ENV_NAME: token})
     started = time.perf_counter()
-    report = run_sync(settings, Path(database))
+    with bulk_allocation():
+        report = run_sync(settings, Path(database))
     seconds = time.perf_counter() - started
     not_ok = [p.run for p in report.projects if p.run.outcome != "ok"]
     if not_ok:

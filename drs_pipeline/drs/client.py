@@ -124,13 +124,12 @@ class DrsClient:
         sync_timeout_s: float | None = None,
         clock: Clock = utc_now,
         sleep: Sleep = asyncio.sleep,
-        rng: random.Random | None = None,
     ) -> None:
         self.paging = paging or PagingPolicy()
         self.retry = retry or RetryPolicy()
         self._clock = clock
         self._sleep = sleep
-        self._rng = rng or random.Random()
+        self._rng = random.Random()
         # One budget of in-flight requests for the whole sync, across projects, given to
         # the project that started first (see slots.py): projects then finish in turn.
         self._slots = PrioritySlots(max_concurrency)
@@ -283,8 +282,8 @@ class DrsClient:
         if failure is not None:
             raise failure
         # Let the request that waited for this slot go out before this page is read
-        # and decoded (a few ms of CPU): when the API's latency is the limit, the slots
-        # then wait on the API rather than on us.
+        # and decoded: when the API's latency is the limit, the slots then wait on the
+        # API rather than on us (docs/decisions/0005-http-stack.md).
         await asyncio.sleep(0)
         request_id = response.headers.get("X-Request-Id")
         if response.status_code != 200:

@@ -14,6 +14,9 @@ from typing import Any
 
 import orjson
 
+# An error body that is not the documented JSON is kept as its first characters.
+SNIPPET_LENGTH = 200
+
 
 @dataclass(frozen=True)
 class Where:
@@ -88,10 +91,6 @@ class DrsApiError(DrsError):
     @property
     def error_code(self) -> str | None:
         return self._error_code
-
-    @property
-    def is_token_expired(self) -> bool:
-        return self.status_code == 401 and self._error_code == "APIGW.0307"
 
 
 class DrsResponseError(DrsError):
@@ -234,8 +233,8 @@ def parse_error_body(body: bytes) -> tuple[str | None, str | None]:
     return None, _snippet(body)
 
 
-def _snippet(body: bytes, limit: int = 200) -> str | None:
+def _snippet(body: bytes) -> str | None:
     text = body.decode("utf-8", errors="replace").strip()
     if not text:
         return None
-    return text if len(text) <= limit else text[:limit] + "..."
+    return text if len(text) <= SNIPPET_LENGTH else text[:SNIPPET_LENGTH] + "..."

@@ -2,7 +2,7 @@
 
 ``POST {iam_endpoint}/v3/auth/tokens`` with an IAM user's password, scoped to
 one project by id, returns the token in the ``X-Subject-Token`` header and its
-end in ``token.expires_at`` (drs-api.md, Authentication). One token serves
+end in ``token.expires_at`` (docs/drs-api.md, Authentication). One token serves
 every request of its scope during a sync; an async lock makes concurrent
 requests that find it due wait for one renewal instead of each asking IAM.
 

@@ -2,7 +2,8 @@
 
 Offset paging over a list that moves, whose ties in ``create_time`` may come back
 in any order, from a server that promises no page size and no true count, is not
-a snapshot. So a listing is a protocol, not a loop (docs: the moving-list record):
+a snapshot. So a listing is a protocol, not a loop
+(docs/decisions/0001-moving-list-protocol.md):
 
 1. A *pass* pages the listing. Its first page gives ``total_count`` and the
    stride the server really serves (fewer rows than asked while more exist: the

@@ -1,6 +1,6 @@
 """AK/SK request signing (SDK-HMAC-SHA256), as an ``httpx.Auth``.
 
-The algorithm is the one Huawei Cloud's SDKs use (drs-api.md, Authentication):
+The algorithm is the one Huawei Cloud's SDKs use (docs/drs-api.md, Authentication):
 a canonical request (method, path, sorted query, signed headers, body hash) is
 hashed into a string to sign, which is HMAC-SHA256'd with the SK. The official
 SDK is not imported here; tests compare this module with it as an oracle.

@@ -1,17 +1,12 @@
 """The budget of requests in flight, handed out to the oldest project first.
 
-A plain semaphore serves waiters in arrival order. With many projects listed at
-once that order interleaves them: every project's first page, then every
-project's other pages, then every project's last "is there more?" request, so
-all projects finish together at the very end. Nothing can be merged until
-then, and every page of every project is held in memory meanwhile.
-
-Served by priority instead (a project's rank: the order in which it first
-asked), the slots go to the project that started first whenever it has a
-request waiting, and to the others only to fill what it leaves free. Projects
-then finish one after the other, their merges overlap the fetching of the
-next ones, and only the few projects in progress are held in memory. The
-slots are never left idle while anyone waits, so throughput does not suffer.
+Served by priority (a project's rank: the order in which it first asked), the
+slots go to the project that started first whenever it has a request waiting,
+and to the others only to fill what it leaves free, never idle while anyone
+waits. Projects then finish one after the other, their merges overlap the
+fetching of the next ones, and only the few in progress are held in memory,
+where a plain semaphore's arrival order would finish them all together at the
+end (docs/decisions/0005-http-stack.md).
 """
 
 from __future__ import annotations

@@ -2,17 +2,16 @@
 
 Almost every page the API returns is clean: five string fields, short, not empty,
 a ``create_time`` in one of the documented shapes, no id twice in a page. For
-those, checking each record with pandas string methods (as ``normalize_pages``
-does, to name the first reason each bad record fails) costs several
-microseconds a row; here a clean project costs a fraction of one, because
-every step is one C-level pass over a column (``map``, ``set``, ``max``,
-``str.join``, numpy), never a Python loop per record.
+those, every step here is one C-level pass over a column (``map``, ``set``,
+``max``, ``str.join``, numpy), never a Python loop per record, where
+``normalize_pages_carefully`` checks each record with pandas string methods to
+name the first reason each bad record fails (docs/decisions/0006-normalization.md).
 
 It only ever answers for a project in which it finds nothing wrong. On the
 first doubt (a missing field, a non-string, an id twice in a page, a time in
-another shape or out of range...) it returns None and ``normalize_pages`` does
-its careful work on the whole project, so rejected records and their reasons
-come from one place only. On clean input both give the same frame.
+another shape or out of range...) it returns None and the careful path does
+its work on the whole project, so rejected records and their reasons come
+from one place only. On clean input both give the same frame.
 """
 
 from __future__ import annotations
@@ -21,30 +20,29 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import compress
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:
-    from drs_pipeline.warehouse.normalize import ObservedPage
+from drs_pipeline.warehouse.records import (
+    EARLIEST_CREATE_TIME,
+    FIELDS,
+    LATEST_CREATE_TIME,
+    MAX_EPOCH_MS_DIGITS,
+    MAX_FIELD_LENGTH,
+    ObservedPage,
+)
 
-# normalize.py's rules, repeated here as values so that this module needs no import
-# of it at load time (normalize imports this one); test_normalize compares both paths.
-FIELDS = ("async_job_id", "status", "domain_name", "user_name", "create_time")
-MAX_FIELD_LENGTH = 256
-# 2000-01-01 and 2100-01-01 in microseconds since the epoch.
-EARLIEST_US = 946_684_800_000_000
-LATEST_US = 4_102_444_800_000_000
-MAX_EPOCH_MS_DIGITS = 16
+# The bounds of create_time in microseconds since the epoch (Timestamp.value is in ns).
+EARLIEST_US = EARLIEST_CREATE_TIME.value // 1000
+LATEST_US = LATEST_CREATE_TIME.value // 1000
 _FIELD_GETTERS = tuple(itemgetter(name) for name in FIELDS)
 # "2022-11-07T06:41:08Z", the shape the API documents: 20 ASCII characters.
 _ISO_Z_LENGTH = 20
 _DIGIT_POSITIONS = np.array([0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18])
 _SEPARATOR_POSITIONS = np.array([4, 7, 10, 13, 16, 19])
 _SEPARATOR_BYTES = np.frombuffer(b"--T::Z", dtype=np.uint8)
-
-
 _SECONDS_TENS = 17
 
 
@@ -116,8 +114,9 @@ def _few_short_strings(column: list[Any], *, non_empty: bool) -> pd.Categorical[
     """For columns of a handful of distinct values (statuses, tenants, users): check
     the distinct values, not every row, and build the categorical from them.
 
-    Codes are looked up in a dict of the distinct values, about 40 ns a row, where
-    ``pd.Categorical(column)`` hashes every row again in pandas (about 250).
+    Codes are looked up in a dict of the distinct values rather than by
+    ``pd.Categorical(column)``, which hashes every row again in pandas
+    (docs/decisions/0006-normalization.md).
     """
     try:
         distinct = set(column)
@@ -195,8 +194,8 @@ def _ascii_bytes(texts: list[str]) -> np.ndarray | None:
 
 def _iso_z_us(texts: list[str]) -> np.ndarray | None:
     """``YYYY-MM-DDTHH:MM:SSZ`` strings, all 20 characters: their shape checked on the
-    bytes, their value parsed by numpy's C datetime parser (30 ns a row, where
-    pandas with the regex costs 700)."""
+    bytes, their value parsed by numpy's C datetime parser rather than by pandas with
+    the regex (docs/decisions/0006-normalization.md)."""
     raw = _ascii_bytes(texts)
     if raw is None:
         return None

@@ -11,32 +11,33 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import orjson
 import pandas as pd
 
 from drs_pipeline.warehouse.clean_pages import CleanColumns, clean_columns
-
-FIELDS = ("async_job_id", "status", "domain_name", "user_name", "create_time")
-# Ids are 36 characters, names at most 64 in IAM: anything far longer is not data.
-MAX_FIELD_LENGTH = 256
-# Fields that must not be empty; an empty tenant or user name is odd but is a value.
-NON_EMPTY_FIELDS = ("async_job_id", "status", "create_time")
-EARLIEST_CREATE_TIME = pd.Timestamp("2000-01-01", tz="UTC")
-LATEST_CREATE_TIME = pd.Timestamp("2100-01-01", tz="UTC")
+from drs_pipeline.warehouse.records import (
+    EARLIEST_CREATE_TIME,
+    FIELDS,
+    LATEST_CREATE_TIME,
+    MAX_EPOCH_MS_DIGITS,
+    MAX_FIELD_LENGTH,
+    NON_EMPTY_FIELDS,
+    ObservedPage,
+)
 
 # `2022-11-07T06:41:08Z`, with optional fraction, `Z` or a numeric offset: a time
 # without an offset is ambiguous and rejected rather than guessed to be UTC.
 ISO_8601_WITH_OFFSET = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})"
 # Epoch milliseconds as a decimal string, as other v5 endpoints return them.
-EPOCH_MILLISECONDS = r"\d{1,16}"
+EPOCH_MILLISECONDS = rf"\d{{1,{MAX_EPOCH_MS_DIGITS}}}"
 
 # Fields with a handful of distinct values are categorical: DuckDB reads a category
 # column as an ENUM (integer codes and a few strings), where a str column costs it
-# one Python string conversion per row, holding the GIL (see warehouse/store.py).
+# one Python string conversion per row, holding the GIL
+# (docs/decisions/0006-normalization.md).
 JOB_DTYPES = {
     "project_id": "category",
     "region": "category",
@@ -50,17 +51,6 @@ JOB_DTYPES = {
 REJECTED_COLUMNS = ("record", "reason")
 
 
-class ObservedPage(Protocol):
-    """A page of raw records and when it was fetched (the observation time)."""
-
-    @property
-    def offset(self) -> int: ...
-    @property
-    def jobs(self) -> list[Any]: ...
-    @property
-    def fetched_at(self) -> datetime: ...
-
-
 @dataclass(frozen=True)
 class Normalized:
     # One row per async_job_id: its newest observation.
@@ -69,8 +59,9 @@ class Normalized:
 
 
 def normalize_pages(pages: Sequence[ObservedPage], *, project_id: str, region: str) -> Normalized:
-    # Nearly every project is clean: clean_pages turns it into columns in a fraction
-    # of the time the checks below take per record, and gives up on the first doubt.
+    # Nearly every project is clean: clean_pages turns it into columns far faster than
+    # the checks below, and gives up on the first doubt
+    # (docs/decisions/0006-normalization.md).
     clean = normalize_clean_pages(pages, project_id=project_id, region=region)
     if clean is not None:
         return clean
@@ -80,8 +71,8 @@ def normalize_pages(pages: Sequence[ObservedPage], *, project_id: str, region: s
 def normalize_clean_pages(
     pages: Sequence[ObservedPage], *, project_id: str, region: str
 ) -> Normalized | None:
-    """What ``normalize_pages`` gives, if no record of the project is in doubt (about
-    1 microsecond a job); None otherwise."""
+    """What ``normalize_pages`` gives, if no record of the project is in doubt; None
+    otherwise."""
     clean = clean_columns(pages)
     if clean is None:
         return None
@@ -91,8 +82,8 @@ def normalize_clean_pages(
 def normalize_pages_carefully(
     pages: Sequence[ObservedPage], *, project_id: str, region: str
 ) -> Normalized:
-    """Every record checked, each bad one kept aside with the first reason it fails
-    (10 to 15 microseconds a job)."""
+    """Every record checked, each bad one kept aside with the first reason it fails:
+    an order of magnitude slower than the clean path (docs/decisions/0006-normalization.md)."""
     records: list[Any] = [record for page in pages for record in page.jobs]
     sizes = [len(page.jobs) for page in pages]
     frame = pd.DataFrame(

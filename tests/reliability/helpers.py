@@ -1,4 +1,5 @@
-"""Helpers shared by the reliability tests (fixtures stay in tests/conftest.py)."""
+"""Helpers shared by the reliability tests (fixtures stay in tests/conftest.py; the
+helpers of every test file are in tests/helpers.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from drs_pipeline.drs.retry import RetryPolicy
 from drs_pipeline.sync import SyncReport, sync_projects
 from drs_pipeline.warehouse.store import open_warehouse
 
-from ..conftest import QUICK_RETRY, Simulator, query
+from ..helpers import QUICK_RETRY, Simulator, query
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -22,7 +22,7 @@ from drs_pipeline.drs.retry import RetryPolicy
 from drs_pipeline.simulator import ScriptedFault, WorldSettings
 from drs_pipeline.simulator.model import default_projects
 
-from ..conftest import (
+from ..helpers import (
     Simulator,
     assert_history_invariants,
     query,

@@ -22,7 +22,7 @@ import pytest
 from drs_pipeline.sync import SyncReport, run_sync
 from drs_pipeline.warehouse.store import WarehouseLockedError
 
-from ..conftest import QUICK_RETRY, Simulator, assert_history_invariants, query, settings_for
+from ..helpers import QUICK_RETRY, Simulator, assert_history_invariants, query, settings_for
 from .helpers import add_jobs, child_env
 
 # A sync in its own process: waits for "go", then syncs and says how it went.

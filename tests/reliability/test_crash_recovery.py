@@ -27,7 +27,7 @@ from drs_pipeline.drs import statuses
 from drs_pipeline.sync import run_sync
 from drs_pipeline.warehouse.publish import publish
 
-from ..conftest import Simulator, assert_history_invariants, query, write_config
+from ..helpers import Simulator, assert_history_invariants, query, write_config
 from .helpers import add_jobs, child_env
 
 # Where each kill lands: a random point within so many seconds after the child says

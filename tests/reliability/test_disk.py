@@ -22,7 +22,7 @@ from drs_pipeline.config import load_settings_file
 from drs_pipeline.drs import statuses
 from drs_pipeline.sync import run_sync
 
-from ..conftest import QUICK_RETRY, Simulator, assert_history_invariants, query, write_config
+from ..helpers import QUICK_RETRY, Simulator, assert_history_invariants, query, write_config
 from .helpers import add_jobs, child_env
 
 LIMITED_CHILD = """

@@ -20,7 +20,7 @@ from drs_pipeline.config import load_settings_file
 from drs_pipeline.simulator import ScriptedFault, WorldSettings
 from drs_pipeline.simulator.model import default_projects
 
-from ..conftest import Simulator, assert_history_invariants, query, start_simulator, sync
+from ..helpers import Simulator, assert_history_invariants, query, start_simulator, sync
 from .helpers import add_jobs, ids
 
 

@@ -27,7 +27,7 @@ from drs_pipeline.drs.listing import list_project
 from drs_pipeline.simulator import ScriptedFault
 from drs_pipeline.sync import run_sync
 
-from ..conftest import (
+from ..helpers import (
     QUICK_RETRY,
     Simulator,
     assert_history_invariants,

@@ -42,7 +42,7 @@ from drs_pipeline.sync import run_sync
 from drs_pipeline.warehouse.marts import build_marts
 from drs_pipeline.warehouse.publish import publish, published_path
 
-from ..conftest import QUICK_RETRY, Simulator, assert_history_invariants, query
+from ..helpers import QUICK_RETRY, Simulator, assert_history_invariants, query
 from .helpers import BIN, add_jobs, child_env, ids
 
 

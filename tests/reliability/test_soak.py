@@ -36,7 +36,7 @@ from drs_pipeline.drs import statuses
 from drs_pipeline.drs.retry import RetryPolicy
 from drs_pipeline.sync import run_sync
 
-from ..conftest import Simulator, assert_history_invariants, query, settings_for
+from ..helpers import Simulator, assert_history_invariants, query, settings_for
 
 SOAK_SECONDS = float(os.environ.get("DRS_SOAK_SECONDS", "20"))
 # Fast retries: the faults are frequent, and waiting is not what is tested here.

@@ -17,7 +17,7 @@ from drs_pipeline.drs import statuses
 from drs_pipeline.drs.retry import RetryPolicy
 from drs_pipeline.simulator import ScriptedFault
 
-from ..conftest import Simulator, assert_history_invariants, settings_for, sync
+from ..helpers import Simulator, assert_history_invariants, settings_for, sync
 from .helpers import RecordingSleep, add_jobs, ids, project_rows, sync_with
 
 RETRY = RetryPolicy(max_attempts=4, initial_delay_s=0.2, max_delay_s=1.0, max_total_wait_s=10.0)

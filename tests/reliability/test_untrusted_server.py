@@ -19,7 +19,7 @@ from drs_pipeline.drs.retry import RetryPolicy
 from drs_pipeline.simulator import ScriptedFault, WorldSettings
 from drs_pipeline.sync import SyncReport
 
-from ..conftest import (
+from ..helpers import (
     QUICK_RETRY,
     Simulator,
     assert_history_invariants,

@@ -11,6 +11,7 @@ from typing import Any
 
 import dagster as dg
 
+from drs_pipeline.collector import bulk_allocation
 from drs_pipeline.config import ConfigError
 from drs_pipeline.defs.resources import (
     DrsApiResource,
@@ -43,7 +44,10 @@ def drs_sync(
     settings = drs_api.settings_for_run()
     database = history_db.resolved_path()
     try:
-        report = run_sync(settings, database, lock_timeout_s=history_db.lock_timeout_s)
+        # The entry point sets the collector for a sync's bulk allocation
+        # (docs/decisions/0004-gc-setting.md); the command line runs this step too.
+        with bulk_allocation():
+            report = run_sync(settings, database, lock_timeout_s=history_db.lock_timeout_s)
     except WarehouseLockedError as exc:
         raise dg.Failure(description=str(exc)) from None
     except ConfigError as exc:  # the database holds the other kind of history
