@@ -28,12 +28,13 @@ from drs_pipeline.drs.errors import DrsError
 from drs_pipeline.drs.listing import Listing, list_again, list_project
 from drs_pipeline.drs.retry import RetryPolicy
 from drs_pipeline.drs.targets import build_targets
+from drs_pipeline.warehouse.merge import ProjectSync, SyncRunRow
 from drs_pipeline.warehouse.normalize import (
     Normalized,
     normalize_clean_pages,
     normalize_pages_carefully,
 )
-from drs_pipeline.warehouse.store import ProjectSync, SyncRunRow, Warehouse
+from drs_pipeline.warehouse.store import Warehouse
 from drs_pipeline.warehouse.target import claim_target
 from drs_pipeline.warehouse.writer import BatchingWriter
 

@@ -10,21 +10,12 @@ import pytest
 
 from drs_pipeline.simulator import WorldSettings
 
-# Re-exported for the test files that still import them from here; new code imports
-# them from tests.helpers.
-from .helpers import QUICK_RETRY as QUICK_RETRY
-from .helpers import Simulator as Simulator
-from .helpers import assert_history_invariants as assert_history_invariants
-from .helpers import query as query
-from .helpers import settings_for as settings_for
-from .helpers import start_simulator
-from .helpers import sync as sync
-from .helpers import write_config as write_config
+from .helpers import Simulator, start_simulator
 
 
 @pytest.fixture
 def simulator() -> Iterator[Simulator]:
-    """Scripted jobs only (no stream), two projects; the clock moves when a test says."""
+    """Scripted jobs only (no stream), four projects; the clock moves when a test says."""
     settings = WorldSettings(seed=3, streaming=False, projects=())
     server, handle = start_simulator(settings)
     with server:

@@ -30,8 +30,8 @@ from drs_pipeline.simulator import (
 from drs_pipeline.sync import SyncReport, run_sync
 from drs_pipeline.warehouse import normalize
 from drs_pipeline.warehouse.health import describe_violations, invariant_violations
+from drs_pipeline.warehouse.merge import ProjectSync, SyncRunRow
 from drs_pipeline.warehouse.normalize import Normalized
-from drs_pipeline.warehouse.store import ProjectSync, SyncRunRow
 
 # Retries as in production, but with waits short enough for a test suite.
 QUICK_RETRY = RetryPolicy(

@@ -27,7 +27,7 @@ from drs_pipeline.simulator.gateway import AccessKey, AkSkGateway
 from drs_pipeline.simulator.iam import SimIam
 from drs_pipeline.sync import SyncReport, run_sync
 
-from .conftest import QUICK_RETRY, Simulator, assert_history_invariants, query, sync
+from .helpers import QUICK_RETRY, Simulator, assert_history_invariants, query, sync
 
 DOMAIN, USER = "acme", "reader"
 

@@ -22,7 +22,7 @@ from drs_pipeline import cli
 from drs_pipeline.config import ConfigError, load_settings_file
 from drs_pipeline.simulator.faults import ScriptedFault
 
-from .conftest import Simulator, query, write_config
+from .helpers import Simulator, query, write_config
 
 CLI = str(Path(sys.executable).parent / "drs-pipeline")
 

@@ -15,7 +15,7 @@ from drs_pipeline.defs.resources import DrsApiResource, HistoryDatabaseResource
 from drs_pipeline.defs.schedules import SCHEDULE_DESCRIPTION
 from drs_pipeline.warehouse import catalog
 
-from .conftest import Simulator, query, write_config
+from .helpers import Simulator, query, write_config
 
 REPO = Path(__file__).resolve().parent.parent
 HISTORY_KEYS = {

@@ -23,7 +23,7 @@ from drs_pipeline.sync import run_sync
 from drs_pipeline.warehouse.publish import publish, published_path
 from drs_pipeline.warehouse.store import WarehouseLockedError, connect
 
-from .conftest import Simulator, settings_for, sync
+from .helpers import Simulator, settings_for, sync
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = REPO / "notebooks" / "explore_jobs.ipynb"

@@ -14,7 +14,7 @@ from drs_pipeline.drs.statuses import (
 )
 from drs_pipeline.warehouse.marts import build_marts
 
-from .conftest import Simulator, query, settings_for, sync
+from .helpers import Simulator, query, settings_for, sync
 
 OWNER = {"domain_name": "tenant-a", "user_name": "user-1"}
 

@@ -24,7 +24,7 @@ import pytest
 
 from drs_pipeline.warehouse import catalog
 
-from .conftest import Simulator, write_config
+from .helpers import Simulator, write_config
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

@@ -14,7 +14,7 @@ import pytest
 from drs_pipeline.definitions import definitions_with_resources
 from drs_pipeline.defs.resources import DrsApiResource, HistoryDatabaseResource
 
-from .conftest import Simulator, query, write_config
+from .helpers import Simulator, query, write_config
 
 CLI = str(Path(sys.executable).parent / "drs-pipeline")
 

@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 
 from drs_pipeline.warehouse import merge
+from drs_pipeline.warehouse.merge import HistoryInvariantError
 from drs_pipeline.warehouse.normalize import Normalized
-from drs_pipeline.warehouse.store import HistoryInvariantError, Warehouse
+from drs_pipeline.warehouse.store import Warehouse
 from tests.helpers import T0, history_tables, project_sync, rounds
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from drs_pipeline.drs import statuses
 from drs_pipeline.drs.client import PagingPolicy
-from drs_pipeline.warehouse.store import SyncRunRow, Warehouse
+from drs_pipeline.warehouse.merge import SyncRunRow
+from drs_pipeline.warehouse.store import Warehouse
 
 from .helpers import (
     Simulator,

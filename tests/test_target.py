@@ -30,7 +30,7 @@ from drs_pipeline.warehouse.target import (
     embedded_simulator_project_ids,
 )
 
-from .conftest import Simulator, query, settings_for, sync, write_config
+from .helpers import Simulator, query, settings_for, sync, write_config
 
 CLI = str(Path(sys.executable).parent / "drs-pipeline")
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from drs_pipeline.warehouse.merge import ProjectSync, SyncRunRow
 from drs_pipeline.warehouse.normalize import Normalized
-from drs_pipeline.warehouse.store import ProjectSync, SyncRunRow, Warehouse
+from drs_pipeline.warehouse.store import Warehouse
 from drs_pipeline.warehouse.writer import BatchingWriter
 from tests.helpers import T0, project_sync, rounds
 

@@ -21,8 +21,9 @@ import pandas as pd
 
 from drs_pipeline.benchmarks.measure import Result
 from drs_pipeline.drs import statuses
+from drs_pipeline.warehouse.merge import ProjectSync, SyncRunRow
 from drs_pipeline.warehouse.normalize import JOB_DTYPES, REJECTED_COLUMNS, Normalized
-from drs_pipeline.warehouse.store import ProjectSync, SyncRunRow, Warehouse
+from drs_pipeline.warehouse.store import Warehouse
 
 STATUSES = (statuses.VALIDATING, statuses.VALIDATE_SUCCESS, statuses.VALIDATE_FAILED)
 CHANGED_TO = statuses.COMMIT_SUCCESS

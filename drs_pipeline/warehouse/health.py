@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 import duckdb
 import pandas as pd
 
+from drs_pipeline.warehouse.queries import QUERIES, read_query
 from drs_pipeline.warehouse.sql import named_statements, read_sql
 
 INVARIANT_QUERIES = named_statements(read_sql("checks.sql"))
@@ -46,13 +47,7 @@ def describe_violations(broken: dict[str, pd.DataFrame], sample: int = 5) -> str
 
 def latest_sync_runs(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """The rows of the most recent sync (one writer at a time: that is this run's)."""
-    return con.execute(
-        """
-        SELECT * FROM drs.sync_runs
-        WHERE sync_id = (SELECT arg_max(sync_id, started_at) FROM drs.sync_runs)
-        ORDER BY project_id
-        """
-    ).df()
+    return read_query(con, "latest_sync_runs")
 
 
 def projects_not_ok(runs: pd.DataFrame, configured: Sequence[str]) -> pd.DataFrame:
@@ -67,11 +62,7 @@ def projects_not_ok(runs: pd.DataFrame, configured: Sequence[str]) -> pd.DataFra
 
 
 def rejected_in_sync(con: duckdb.DuckDBPyConnection, sync_id: str) -> pd.DataFrame:
-    return con.execute(
-        "SELECT project_id, reason, record FROM drs.rejected_records WHERE sync_id = ? "
-        "ORDER BY project_id, reason",
-        [sync_id],
-    ).df()
+    return read_query(con, "rejected_in_sync", {"sync_id": sync_id})
 
 
 def stale_projects(
@@ -82,12 +73,7 @@ def stale_projects(
     now: datetime,
 ) -> pd.DataFrame:
     """Configured projects with no ok sync finished within ``max_age`` of ``now``."""
-    last_ok = dict(
-        con.execute(
-            "SELECT project_id, max(finished_at) FROM drs.sync_runs WHERE outcome = 'ok' "
-            "GROUP BY project_id"
-        ).fetchall()
-    )
+    last_ok = dict(con.execute(QUERIES["last_ok_sync_per_project"]).fetchall())
     rows = []
     for project_id in configured:
         finished = last_ok.get(project_id)

@@ -36,3 +36,22 @@ ORDER BY metric, domain_name, user_name;
 
 -- name: demo_stuck_jobs
 SELECT count(*) AS stuck_jobs FROM drs.stuck_jobs;
+
+-- name: latest_sync_runs
+-- The rows of the most recent sync (one writer at a time: that is this run's).
+SELECT * FROM drs.sync_runs
+WHERE sync_id = (SELECT arg_max(sync_id, started_at) FROM drs.sync_runs)
+ORDER BY project_id;
+
+-- name: rejected_in_sync
+-- One sync's rejected records (the check on drs.rejected_records).
+SELECT project_id, reason, record FROM drs.rejected_records
+WHERE sync_id = $sync_id
+ORDER BY project_id, reason;
+
+-- name: last_ok_sync_per_project
+-- When each project's latest ok sync finished (the freshness check).
+SELECT project_id, max(finished_at) AS finished_at
+FROM drs.sync_runs
+WHERE outcome = 'ok'
+GROUP BY project_id;

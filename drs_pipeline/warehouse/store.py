@@ -1,4 +1,5 @@
-"""The DuckDB history file: opening it, its schema, and writing one project's sync.
+"""The DuckDB history file: opening it (one writer, readers waiting for its lock),
+its schema, and the readers the sync needs; merging is warehouse.merge.
 
 DuckDB allows one writing process per file. Opening a file that another
 process holds is retried for a while and then fails naming that process,
@@ -22,11 +23,7 @@ import pandas as pd
 
 from drs_pipeline.warehouse import catalog, merge
 from drs_pipeline.warehouse.catalog import Table
-
-# The merge's types, for the callers that import them from here.
-from drs_pipeline.warehouse.merge import HistoryInvariantError as HistoryInvariantError
-from drs_pipeline.warehouse.merge import ProjectSync as ProjectSync
-from drs_pipeline.warehouse.merge import SyncRunRow as SyncRunRow
+from drs_pipeline.warehouse.merge import ProjectSync, SyncRunRow
 from drs_pipeline.warehouse.normalize import Normalized
 from drs_pipeline.warehouse.sql import read_sql
 

@@ -1,7 +1,7 @@
 """The history is right by construction: property-based tests.
 
 * normalize + merge (``normalize_pages`` then ``Warehouse.apply_project_sync``,
-  into a real DuckDB file) against a reference model of the README's semantics,
+  into a real DuckDB file) against a reference model of docs/data-model.md's semantics,
   in plain Python, over random sequences of observed listings;
 * create_time parsing, through ``normalize_pages``;
 * the configuration loader: a ``ConfigError`` or valid Settings, never another
@@ -37,12 +37,13 @@ from drs_pipeline.config import (
     parse_settings,
 )
 from drs_pipeline.warehouse.health import describe_violations, invariant_violations
+from drs_pipeline.warehouse.merge import SyncRunRow
 from drs_pipeline.warehouse.normalize import (
     EPOCH_MILLISECONDS,
     ISO_8601_WITH_OFFSET,
     normalize_pages,
 )
-from drs_pipeline.warehouse.store import SyncRunRow, Warehouse
+from drs_pipeline.warehouse.store import Warehouse
 
 from .helpers import examples
 
@@ -88,7 +89,7 @@ class Job:
 
 @dataclass
 class Model:
-    """The README's semantics, written as plainly as possible.
+    """The semantics of docs/data-model.md, written as plainly as possible.
 
     A new interval starts only when status, domain or user changes (or a gone job
     comes back); a job is gone only when the API confirmed it absent; an

@@ -63,7 +63,7 @@ def retry_after_headers() -> dict[str, tuple[dict[str, str], tuple[float, float]
             {"Retry-After": format_datetime(now - timedelta(seconds=30), usegmt=True)},
             BACKOFF,
         ),
-        "zero": ({"Retry-After": "0"}, BACKOFF),  # "no hint", as the README says
+        "zero": ({"Retry-After": "0"}, BACKOFF),  # "no hint", as docs/sync.md says
         "garbage": ({"Retry-After": "soon"}, BACKOFF),
         "absent": ({}, BACKOFF),
     }

@@ -16,7 +16,7 @@ import pytest
 
 from drs_pipeline.cli import main
 from drs_pipeline.simulator import ManualClock, World, WorldSettings
-from tests.simulator.conftest import T0, TOKEN, list_path, simulator_command
+from tests.simulator.helpers import T0, TOKEN, list_path, simulator_command
 
 FLAGS = (
     "--max-page",

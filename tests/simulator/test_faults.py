@@ -18,7 +18,7 @@ from drs_pipeline.simulator import (
     WorldSettings,
     build_simulator,
 )
-from tests.simulator.conftest import T0, TOKEN, Sim, list_path
+from tests.simulator.helpers import T0, TOKEN, Sim, list_path
 
 
 def test_latency_is_added_and_requests_overlap(sim: Sim) -> None:

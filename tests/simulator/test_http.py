@@ -11,7 +11,7 @@ import pytest
 
 from drs_pipeline.drs import statuses
 from drs_pipeline.simulator import ManualClock, World, WorldSettings, build_simulator
-from tests.simulator.conftest import T0, TOKEN, Sim, list_path
+from tests.simulator.helpers import T0, TOKEN, Sim, list_path
 
 REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
 

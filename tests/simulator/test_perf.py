@@ -10,7 +10,7 @@ import time
 
 from drs_pipeline.simulator import SimProject, WorldSettings, build_simulator
 from drs_pipeline.simulator.app import ListQuery
-from tests.simulator.conftest import T0, TOKEN
+from tests.simulator.helpers import T0, TOKEN
 
 
 def test_a_1000_row_page_of_a_10000_job_project_is_fast_once_warm() -> None:

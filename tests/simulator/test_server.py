@@ -20,7 +20,7 @@ from drs_pipeline.simulator import (
     build_simulator,
 )
 from drs_pipeline.simulator.server import check_loopback
-from tests.simulator.conftest import TOKEN, list_path
+from tests.simulator.helpers import TOKEN, list_path
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "10.1.2.3", "::", "192.168.0.1", "example.com", ""])

@@ -28,7 +28,7 @@ from drs_pipeline.simulator import (
     WorldSettings,
     build_simulator,
 )
-from tests.simulator.conftest import T0, TOKEN, Sim, list_path
+from tests.simulator.helpers import T0, TOKEN, Sim, list_path
 
 EMPTY = {"total_count": 0, "jobs": []}
 

@@ -30,7 +30,7 @@ from drs_pipeline.simulator import (
     build_simulator,
 )
 from drs_pipeline.simulator.gateway import AccessKey, AkSkGateway
-from tests.simulator.conftest import T0, simulator_command
+from tests.simulator.helpers import T0, simulator_command
 
 SEED, SPEED = 21, 60.0
 SETTINGS = WorldSettings(seed=SEED, speed=SPEED)

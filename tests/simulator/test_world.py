@@ -17,7 +17,7 @@ from drs_pipeline.drs import statuses
 from drs_pipeline.simulator import ManualClock, SimProject, World, WorldSettings
 from drs_pipeline.simulator.model import ANCHOR_2026, REGIONS, format_create_time
 from drs_pipeline.simulator.stream import TIE_BLOCK
-from tests.simulator.conftest import T0
+from tests.simulator.helpers import T0
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
