@@ -254,6 +254,23 @@ async def _sync_project(
     def requests() -> int:
         return client.requests_by_project[project.project_id]
 
+    async def failed(
+        error: str, error_code: str | None = None, request_id: str | None = None
+    ) -> ProjectResult:
+        pages = len(listing.pages) if listing else 0
+        return await _record_failure(
+            sync_id,
+            project,
+            writer,
+            started_at,
+            clock,
+            pages,
+            requests(),
+            error,
+            error_code=error_code,
+            request_id=request_id,
+        )
+
     try:
         listing = await list_project(client, target)
         observations = list(listing.pages)
@@ -289,32 +306,12 @@ async def _sync_project(
         recorded = await writer.merge(ProjectSync(run, normalized, confirmed_gone, gone_at))
         return ProjectResult(run=recorded, region=project.region)
     except DrsError as exc:
-        return await _record_failure(
-            sync_id,
-            project,
-            writer,
-            started_at,
-            clock,
-            len(listing.pages) if listing else 0,
-            requests(),
-            str(exc),
-            error_code=exc.error_code,
-            request_id=exc.request_id,
-        )
+        return await failed(str(exc), exc.error_code, exc.request_id)
     except Exception as exc:
         # One project's unexpected failure (a database error, a bug) must not
         # stop the others; it is recorded and logged with its traceback.
         log.exception("project %s failed unexpectedly", project.project_id)
-        return await _record_failure(
-            sync_id,
-            project,
-            writer,
-            started_at,
-            clock,
-            len(listing.pages) if listing else 0,
-            requests(),
-            f"{type(exc).__name__}: {exc}",
-        )
+        return await failed(f"{type(exc).__name__}: {exc}")
 
 
 @dataclass(frozen=True)
