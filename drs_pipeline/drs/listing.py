@@ -164,7 +164,6 @@ class _Pass:
         self.filters = filters
         self.max_jobs = client.paging.max_jobs_per_project
         self.pages: list[Page] = []
-        self.ids: set[str] = set()
         self.first_ids: frozenset[str] | None = None
         self.repeats_of_first = 0
         self.most_counted = 0
@@ -244,7 +243,7 @@ class _Pass:
                     raise errors[0]
                 for task in done:
                     page = task.result()
-                    new = self.accept(page)
+                    self.accept(page)
                     served = len(page.jobs)
                     if served > stride:
                         # The server serves more than its first answer did: page by that.
@@ -257,7 +256,7 @@ class _Pass:
                         if page.offset + served < page.total_count:
                             # A short page in the middle: the rows after it are asked again.
                             gaps.append((page.offset + served, stride - served))
-                    elif page.offset + served >= end and new:
+                    elif page.offset + served >= end and self.brought_new_jobs(page):
                         # A full page at the end, and it brought jobs this pass had not
                         # seen: look for more.
                         end = page.offset + served + 1
@@ -267,9 +266,8 @@ class _Pass:
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
 
-    def accept(self, page: Page) -> bool:
-        """Keep ``page``, refusing what no sane server answers; whether it brought ids
-        this pass had not seen."""
+    def accept(self, page: Page) -> None:
+        """Keep ``page``, refusing what no sane server answers."""
         if page.total_count > self.max_jobs:
             raise self.refused(
                 page.offset,
@@ -278,23 +276,36 @@ class _Pass:
                 page.request_id,
             )
         self.most_counted = max(self.most_counted, page.total_count)
-        ids = _string_ids(page.jobs) or []
         if self.first_ids is None:
-            self.first_ids = frozenset(ids)
-        elif ids and page.offset > 0 and frozenset(ids) == self.first_ids:
-            # The same jobs as offset 0, in any order (ties may come back shuffled).
-            self.repeats_of_first += 1
-            needed = math.ceil(_REPEATED_ROWS_TO_IGNORE_OFFSET / len(ids))
-            if self.repeats_of_first >= needed:
-                raise self.refused(
-                    page.offset,
-                    f"the server ignores offset: this page repeats the {len(ids)} jobs of offset 0",
-                    page.request_id,
-                )
+            self.first_ids = frozenset(_string_ids(page.jobs) or [])
+        elif page.offset > 0 and page.jobs and _job_id(page.jobs[0]) in self.first_ids:
+            # Its first job is one of offset 0's (rare, so the whole page is compared
+            # only then): the same jobs as offset 0, in any order (ties may come back
+            # shuffled)?
+            ids = _string_ids(page.jobs) or []
+            if ids and frozenset(ids) == self.first_ids:
+                self.repeats_of_first += 1
+                needed = math.ceil(_REPEATED_ROWS_TO_IGNORE_OFFSET / len(ids))
+                if self.repeats_of_first >= needed:
+                    raise self.refused(
+                        page.offset,
+                        f"the server ignores offset: this page repeats the {len(ids)} jobs "
+                        "of offset 0",
+                        page.request_id,
+                    )
         self.pages.append(page)
-        before = len(self.ids)
-        self.ids.update(ids)
-        return len(self.ids) > before
+
+    def brought_new_jobs(self, page: Page) -> bool:
+        """Whether ``page`` holds a job no other page of this pass did (asked only of a
+        full page at the end, once or twice a pass)."""
+        others = {
+            job_id
+            for other in self.pages
+            if other is not page
+            for job_id in map(_job_id, other.jobs)
+            if job_id is not None
+        }
+        return any(job_id not in others for job_id in map(_job_id, page.jobs) if job_id)
 
     def refused(self, offset: int, message: str, request_id: str | None = None) -> Exception:
         described = "&".join(f"{k}={v}" for k, v in sorted(self.filters.items())) or None
@@ -466,6 +477,11 @@ def _shortfall(listing: Listing) -> str:
 
 
 _JOB_ID = operator.itemgetter("async_job_id")
+
+
+def _job_id(record: Any) -> str | None:
+    job_id = record.get("async_job_id") if isinstance(record, dict) else None
+    return job_id if isinstance(job_id, str) else None
 
 
 def _string_ids(records: list[Any]) -> list[str] | None:
