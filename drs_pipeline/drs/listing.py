@@ -151,7 +151,7 @@ async def list_again(
 async def list_pass(
     client: DrsClient, target: ProjectTarget, filters: Mapping[str, str] | None = None
 ) -> list[Page]:
-    """One pass over a listing, in the order its pages arrived."""
+    """One pass over a listing, its pages in offset order."""
     return await _Pass(client, target, dict(filters or {})).run()
 
 
@@ -234,7 +234,9 @@ class _Pass:
                         )
                     pending.add(asyncio.ensure_future(self.fetch(offset, limit)))
                 if not pending:
-                    return self.pages
+                    # In the list's order: the snapshot is merged in it, and rows
+                    # inserted in create_time order store and read best.
+                    return sorted(self.pages, key=_OFFSET)
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 # Every failure is read (else asyncio reports it as never retrieved);
                 # the first one fails the pass.
@@ -477,6 +479,7 @@ def _shortfall(listing: Listing) -> str:
 
 
 _JOB_ID = operator.itemgetter("async_job_id")
+_OFFSET = operator.attrgetter("offset")
 
 
 def _job_id(record: Any) -> str | None:
