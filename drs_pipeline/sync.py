@@ -397,8 +397,8 @@ async def _settle_missing(
 
 
 def _controls(listing: Listing, missing: set[str]) -> list[str]:
-    """Two jobs the listing saw last (least likely to have left since), to ask for by
-    id beside the missing ones."""
+    """Two jobs of the listing's last pages (its newest observations, least likely to
+    have left since), to ask for by id beside the missing ones."""
     controls: list[str] = []
     for page in reversed(listing.pages):
         for record in (page.jobs[-1:] + page.jobs[:1]) if page.jobs else []:
