@@ -1,45 +1,28 @@
 """The merge's steps as declared in warehouse/merge.py, and the views checks.sql reads.
 
-(That skipping steps with nothing to do changes nothing is in test_fast_paths.)
+(That skipping steps with nothing to do changes nothing is in test_store.)
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from drs_pipeline.warehouse import merge
 from drs_pipeline.warehouse.health import invariant_violations
-from drs_pipeline.warehouse.merge import HistoryInvariantError, ProjectSync, SyncRunRow, Work
-from drs_pipeline.warehouse.normalize import JOB_DTYPES, REJECTED_COLUMNS, Normalized
+from drs_pipeline.warehouse.merge import HistoryInvariantError, ProjectSync, Work
 from drs_pipeline.warehouse.sql import named_statements, read_sql
 from drs_pipeline.warehouse.store import Warehouse
+from tests.helpers import T0, project_sync
 
-T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 P = "p" * 32
 
 
 def sync(sync_id: str, jobs: dict[str, str], at: datetime) -> ProjectSync:
-    frame = pd.DataFrame(
-        {
-            "project_id": P,
-            "region": "cn-south-2",
-            "async_job_id": list(jobs),
-            "status": list(jobs.values()),
-            "domain_name": "d",
-            "user_name": "u",
-            "create_time": pd.Timestamp("2026-11-01", tz="UTC"),
-            "observed_at": pd.Timestamp(at),
-        },
-        index=pd.RangeIndex(len(jobs)),
-    ).astype(JOB_DTYPES)
-    rejected = pd.DataFrame(columns=list(REJECTED_COLUMNS), dtype="str")
-    run = SyncRunRow(sync_id, P, at, at, "ok", None, 1, len(jobs), len(jobs))
-    return ProjectSync(run, Normalized(frame, rejected), frozenset(), at)
+    return project_sync(sync_id, P, jobs, at)
 
 
 def test_the_declared_steps_are_the_sql_files_statements_in_their_order() -> None:
