@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from drs_pipeline.config import Settings
 from drs_pipeline.drs.retry import RetryPolicy
 from drs_pipeline.simulator import ScriptedFault, WorldSettings
 from drs_pipeline.sync import SyncReport
@@ -35,6 +36,24 @@ def run_of(report: SyncReport) -> tuple[str, str | None, int, int]:
     (project,) = report.projects
     run = project.run
     return run.outcome, run.error, run.pages, run.gone_jobs
+
+
+def synced_once(
+    simulator: Simulator, tmp_path: Path, database: Path, jobs: int, **keys: object
+) -> tuple[str, list[str], Settings]:
+    """A project of ``jobs`` scripted jobs, its settings (``keys`` in drs.yaml), and
+    a first sync of it, ok, into ``database``."""
+    project_id = simulator.project_ids[0]
+    job_ids = add_jobs(simulator, project_id, jobs)
+    settings = settings_for(simulator, tmp_path, [project_id], **keys)
+    assert sync(simulator, settings, database).all_ok
+    return project_id, job_ids, settings
+
+
+def next_sync(simulator: Simulator) -> None:
+    """Ten seconds on, with the request log emptied: what the next sync sends is its own."""
+    simulator.app.stats.reset()
+    simulator.clock.advance(10)
 
 
 def requests_of(simulator: Simulator, project_id: str) -> int:
@@ -67,8 +86,7 @@ def test_a_server_that_caps_its_pages_is_listed_completely_every_run(
     simulator.faults.max_page = 100
     settings = settings_for(simulator, tmp_path, [project_id], page_size=page_size)
     for _ in range(2):
-        simulator.app.stats.reset()
-        simulator.clock.advance(10)
+        next_sync(simulator)
 
         report = sync(simulator, settings, database)
 
@@ -124,13 +142,9 @@ def test_three_syncs_with_drift_and_random_ties_lose_nothing_and_mark_nothing_fa
 def test_one_empty_listing_is_a_glitch_listed_again_and_nothing_is_marked_gone(
     simulator: Simulator, tmp_path: Path, database: Path
 ) -> None:
-    project_id = simulator.project_ids[0]
-    job_ids = add_jobs(simulator, project_id, 250)
-    settings = settings_for(simulator, tmp_path, [project_id], page_size=100)
-    assert sync(simulator, settings, database).all_ok
+    project_id, job_ids, settings = synced_once(simulator, tmp_path, database, 250, page_size=100)
     simulator.faults.empty_first_listing = True
-    simulator.app.stats.reset()
-    simulator.clock.advance(10)
+    next_sync(simulator)
 
     report = sync(simulator, settings, database)
 
@@ -146,17 +160,13 @@ def test_an_empty_page_in_the_middle_of_a_listing_is_a_glitch_not_the_end(
 ) -> None:
     """One answer of no jobs and a count of 0 at offset 100 of 250: the pass covers
     100 of the 250 its first page counted, so the project is listed again."""
-    project_id = simulator.project_ids[0]
-    job_ids = add_jobs(simulator, project_id, 250)
-    settings = settings_for(simulator, tmp_path, [project_id], page_size=50)
-    assert sync(simulator, settings, database).all_ok
+    project_id, job_ids, settings = synced_once(simulator, tmp_path, database, 250, page_size=50)
     simulator.faults.script(
         ScriptedFault(
             status=200, body={"total_count": 0, "jobs": []}, project_id=project_id, offset=100
         )
     )
-    simulator.app.stats.reset()
-    simulator.clock.advance(10)
+    next_sync(simulator)
 
     report = sync(simulator, settings, database)
 
@@ -171,13 +181,9 @@ def test_an_empty_page_in_the_middle_of_a_listing_is_a_glitch_not_the_end(
 def test_a_listing_that_stays_short_marks_nothing_gone_past_max_gone_share(
     simulator: Simulator, tmp_path: Path, database: Path
 ) -> None:
-    project_id = simulator.project_ids[0]
-    job_ids = add_jobs(simulator, project_id, 250)
-    settings = settings_for(simulator, tmp_path, [project_id], page_size=100)
-    assert sync(simulator, settings, database).all_ok
+    project_id, job_ids, settings = synced_once(simulator, tmp_path, database, 250, page_size=100)
     simulator.faults.empty_listings = 2
-    simulator.app.stats.reset()
-    simulator.clock.advance(10)
+    next_sync(simulator)
 
     report = sync(simulator, settings, database)
 
@@ -198,15 +204,11 @@ def test_a_server_that_ignores_the_id_filter_proves_no_absence(
 ) -> None:
     """The case tried as a new user: one empty listing, a filter ignored. Before,
     999 of 1,000 live jobs were marked gone and the sync said ok."""
-    project_id = simulator.project_ids[0]
-    job_ids = add_jobs(simulator, project_id, 1000)
-    settings = settings_for(simulator, tmp_path, [project_id], page_size=250)
-    assert sync(simulator, settings, database).all_ok
+    project_id, job_ids, settings = synced_once(simulator, tmp_path, database, 1000, page_size=250)
     simulator.world.vanish(project_id, job_ids[0])
     simulator.faults.empty_first_listing = True
     simulator.faults.ignore_id_filter = True
-    simulator.app.stats.reset()
-    simulator.clock.advance(10)
+    next_sync(simulator)
 
     report = sync(simulator, settings, database)
 
@@ -226,14 +228,10 @@ def test_a_server_that_ignores_the_id_filter_proves_no_absence(
 def test_the_documented_error_for_an_unknown_id_proves_absence(
     simulator: Simulator, tmp_path: Path, database: Path
 ) -> None:
-    project_id = simulator.project_ids[0]
-    job_ids = add_jobs(simulator, project_id, 30)
-    settings = settings_for(simulator, tmp_path, [project_id], page_size=10)
-    assert sync(simulator, settings, database).all_ok
+    project_id, job_ids, settings = synced_once(simulator, tmp_path, database, 30, page_size=10)
     simulator.world.vanish(project_id, job_ids[5])
     simulator.faults.unknown_id_error = True
-    simulator.app.stats.reset()
-    simulator.clock.advance(10)
+    next_sync(simulator)
 
     report = sync(simulator, settings, database)
 
@@ -247,17 +245,15 @@ def test_the_documented_error_for_an_unknown_id_proves_absence(
 def test_look_ups_by_id_are_bounded_per_sync_and_the_rest_wait_for_the_next(
     simulator: Simulator, tmp_path: Path, database: Path
 ) -> None:
-    project_id = simulator.project_ids[0]
-    job_ids = add_jobs(simulator, project_id, 40)
-    settings = settings_for(simulator, tmp_path, [project_id], page_size=20, max_absence_checks=6)
-    assert sync(simulator, settings, database).all_ok
+    project_id, job_ids, settings = synced_once(
+        simulator, tmp_path, database, 40, page_size=20, max_absence_checks=6
+    )
     left = sorted(job_ids[:5])
     for job_id in left:
         simulator.world.vanish(project_id, job_id)
     outcomes = []
     for _ in range(3):
-        simulator.app.stats.reset()
-        simulator.clock.advance(10)
+        next_sync(simulator)
         report = sync(simulator, settings, database)
         outcome, error, pages, gone = run_of(report)
         outcomes.append((outcome, gone, requests_of(simulator, project_id) - pages))
@@ -276,14 +272,10 @@ def test_look_ups_by_id_are_bounded_per_sync_and_the_rest_wait_for_the_next(
 def test_a_count_that_is_never_met_lands_what_was_seen_as_incomplete(
     simulator: Simulator, tmp_path: Path, database: Path
 ) -> None:
-    project_id = simulator.project_ids[0]
-    job_ids = add_jobs(simulator, project_id, 30)
-    settings = settings_for(simulator, tmp_path, [project_id], page_size=10)
-    assert sync(simulator, settings, database).all_ok
+    project_id, job_ids, settings = synced_once(simulator, tmp_path, database, 30, page_size=10)
     simulator.world.vanish(project_id, job_ids[0])
     simulator.faults.total_count = 45
-    simulator.app.stats.reset()
-    simulator.clock.advance(10)
+    next_sync(simulator)
 
     report = sync(simulator, settings, database)
 
