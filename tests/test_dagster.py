@@ -150,10 +150,9 @@ def test_schedule_evaluation_targets_the_job() -> None:
     assert request.job_name in (None, "drs_pipeline_job")
 
 
-def test_dg_check_defs_passes(tmp_path: Path) -> None:
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
-    env.pop("DRS_CONFIG", None)
-    done = subprocess.run(
+def dg_check_defs(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``dg check defs`` in the checkout, as a user runs it."""
+    return subprocess.run(
         [str(Path(sys.executable).parent / "dg"), "check", "defs"],
         cwd=REPO,
         env=env,
@@ -161,6 +160,12 @@ def test_dg_check_defs_passes(tmp_path: Path) -> None:
         text=True,
         timeout=180,
     )
+
+
+def test_dg_check_defs_passes(tmp_path: Path) -> None:
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    env.pop("DRS_CONFIG", None)
+    done = dg_check_defs(env)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -321,14 +326,7 @@ def test_dg_check_defs_passes_with_a_broken_configuration(tmp_path: Path) -> Non
     config = tmp_path / "drs.yaml"
     config.write_text(BROKEN["bad_yaml"][0])
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "DRS_CONFIG": str(config)}
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "dg"), "check", "defs"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    done = dg_check_defs(env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
 
