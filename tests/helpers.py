@@ -7,7 +7,11 @@ Fixtures stay in conftest.py; test files import these by name.
 from __future__ import annotations
 
 import secrets
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -206,3 +210,32 @@ def history_tables(path: Path) -> dict[str, list[tuple[Any, ...]]]:
             table: con.execute(f"FROM drs.{table} ORDER BY ALL").fetchall()
             for table in ("async_jobs", "async_job_history", "sync_runs")
         }
+
+
+# -- another process holding the database ------------------------------------------------
+
+_HOLDER = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1])
+print("holding", flush=True)
+sys.stdin.read()
+"""
+
+
+@contextmanager
+def another_process_holding(database: Path) -> Iterator[int]:
+    """A separate Python process with ``database`` open for writing, for as long as
+    the block runs; yields its PID (what a lock error must name)."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(database)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "holding"
+        yield holder.pid
+    finally:
+        holder.kill()
+        holder.wait()

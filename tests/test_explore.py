@@ -23,7 +23,7 @@ from drs_pipeline.sync import run_sync
 from drs_pipeline.warehouse.publish import publish, published_path
 from drs_pipeline.warehouse.store import WarehouseLockedError, connect
 
-from .helpers import Simulator, settings_for, sync
+from .helpers import Simulator, another_process_holding, settings_for, sync
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = REPO / "notebooks" / "explore_jobs.ipynb"
@@ -198,31 +198,14 @@ def test_an_open_reader_never_blocks_a_run_and_keeps_answering(
         reader.wait()
 
 
-HOLDER = """
-import sys, duckdb
-con = duckdb.connect(sys.argv[1])
-print("holding", flush=True)
-sys.stdin.read()
-"""
-
-
 def test_a_writer_blocked_by_another_process_names_it(
     simulator: Simulator, tmp_path: Path, database: Path
 ) -> None:
     with connect(database):
         pass  # create the file
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(database)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "holding"
-        settings = settings_for(simulator, tmp_path, simulator.project_ids[:1])
-        with pytest.raises(WarehouseLockedError, match=rf"locked by process {holder.pid}"):
-            run_sync(settings, database, lock_timeout_s=1.0)
-    finally:
-        holder.kill()
-        holder.wait()
+    settings = settings_for(simulator, tmp_path, simulator.project_ids[:1])
+    with (
+        another_process_holding(database) as holder,
+        pytest.raises(WarehouseLockedError, match=rf"locked by process {holder}"),
+    ):
+        run_sync(settings, database, lock_timeout_s=1.0)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
@@ -11,13 +9,7 @@ import pytest
 
 from drs_pipeline.defs.resources import HistoryDatabaseResource
 from drs_pipeline.warehouse.store import WarehouseLockedError
-
-HOLDER = """
-import sys, duckdb
-con = duckdb.connect(sys.argv[1])
-print("holding", flush=True)
-sys.stdin.read()
-"""
+from tests.helpers import another_process_holding
 
 
 def test_a_read_write_connection_creates_the_file_and_writes(tmp_path: Path) -> None:
@@ -55,20 +47,9 @@ def test_a_file_another_process_writes_fails_naming_it_after_the_wait(tmp_path: 
     resource = HistoryDatabaseResource(path=str(database), lock_timeout_s=1)
     with resource.get_connection():
         pass
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(database)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "holding"
-        with (
-            pytest.raises(WarehouseLockedError, match=rf"locked by process {holder.pid} "),
-            resource.get_connection(read_only=True),
-        ):
-            pass
-    finally:
-        holder.kill()
-        holder.wait()
+    with (
+        another_process_holding(database) as holder,
+        pytest.raises(WarehouseLockedError, match=rf"locked by process {holder} "),
+        resource.get_connection(read_only=True),
+    ):
+        pass
