@@ -25,7 +25,7 @@ from drs_pipeline.config import ProjectSettings, Settings
 from drs_pipeline.drs.absence import CONTROLS, Absence, confirm_absent, jobs_settled_by
 from drs_pipeline.drs.client import DrsClient, Page, PagingPolicy, ProjectTarget, utc_now
 from drs_pipeline.drs.errors import DrsError
-from drs_pipeline.drs.listing import Listing, list_again, list_project
+from drs_pipeline.drs.listing import Listing, job_id_of, list_again, list_project
 from drs_pipeline.drs.retry import RetryPolicy
 from drs_pipeline.drs.targets import build_targets
 from drs_pipeline.warehouse.merge import ProjectSync, SyncRunRow
@@ -401,9 +401,8 @@ def _controls(listing: Listing, missing: set[str]) -> list[str]:
     have left since), to ask for by id beside the missing ones."""
     controls: list[str] = []
     for page in reversed(listing.pages):
-        for record in (page.jobs[-1:] + page.jobs[:1]) if page.jobs else []:
-            job_id = record.get("async_job_id") if isinstance(record, dict) else None
-            if isinstance(job_id, str) and job_id not in missing and job_id not in controls:
+        for job_id in map(job_id_of, page.jobs[-1:] + page.jobs[:1]):
+            if job_id is not None and job_id not in missing and job_id not in controls:
                 controls.append(job_id)
             if len(controls) == CONTROLS:
                 return controls

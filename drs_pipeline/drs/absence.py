@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from drs_pipeline.drs.client import DrsClient, Page, ProjectTarget
 from drs_pipeline.drs.errors import DrsApiError, DrsError
+from drs_pipeline.drs.listing import job_id_of
 
 JOB_DOES_NOT_EXIST = "DRS.10000010"
 
@@ -90,7 +91,7 @@ async def _ask(client: DrsClient, target: ProjectTarget, job_id: str) -> Page | 
         return f"could not confirm missing jobs: {exc}"
     except DrsError as exc:
         return f"could not confirm missing jobs: {exc}"
-    listed = [r.get("async_job_id") if isinstance(r, dict) else None for r in page.jobs]
+    listed = list(map(job_id_of, page.jobs))
     if page.total_count == 0 and not listed:
         return None
     if page.total_count == 1 and listed == [job_id]:

@@ -73,9 +73,8 @@ class Tally:
                 self.ids |= in_page
                 continue
             seen_in_page: set[str] = set()
-            for record in page.jobs:
-                job_id = record.get("async_job_id") if isinstance(record, dict) else None
-                if isinstance(job_id, str):
+            for job_id in map(job_id_of, page.jobs):
+                if job_id is not None:
                     repeated += job_id in seen_in_page
                     seen_in_page.add(job_id)
                     self.ids.add(job_id)
@@ -280,7 +279,7 @@ class _Pass:
         self.most_counted = max(self.most_counted, page.total_count)
         if self.first_ids is None:
             self.first_ids = frozenset(_string_ids(page.jobs) or [])
-        elif page.offset > 0 and page.jobs and _job_id(page.jobs[0]) in self.first_ids:
+        elif page.offset > 0 and page.jobs and job_id_of(page.jobs[0]) in self.first_ids:
             # Its first job is one of offset 0's (rare, so the whole page is compared
             # only then): the same jobs as offset 0, in any order (ties may come back
             # shuffled)?
@@ -304,10 +303,10 @@ class _Pass:
             job_id
             for other in self.pages
             if other is not page
-            for job_id in map(_job_id, other.jobs)
+            for job_id in map(job_id_of, other.jobs)
             if job_id is not None
         }
-        return any(job_id not in others for job_id in map(_job_id, page.jobs) if job_id)
+        return any(job_id not in others for job_id in map(job_id_of, page.jobs) if job_id)
 
     def refused(self, offset: int, message: str, request_id: str | None = None) -> Exception:
         described = "&".join(f"{k}={v}" for k, v in sorted(self.filters.items())) or None
@@ -482,7 +481,8 @@ _JOB_ID = operator.itemgetter("async_job_id")
 _OFFSET = operator.attrgetter("offset")
 
 
-def _job_id(record: Any) -> str | None:
+def job_id_of(record: Any) -> str | None:
+    """A record's ``async_job_id``, or None for a record without a string one."""
     job_id = record.get("async_job_id") if isinstance(record, dict) else None
     return job_id if isinstance(job_id, str) else None
 
