@@ -21,7 +21,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from drs_pipeline.config import ProjectSettings, Settings
+from drs_pipeline.config import (
+    DEFAULT_MAX_ABSENCE_CHECKS,
+    DEFAULT_MAX_GONE_SHARE,
+    ProjectSettings,
+    Settings,
+)
 from drs_pipeline.drs.absence import CONTROLS, Absence, confirm_absent, jobs_settled_by
 from drs_pipeline.drs.client import DrsClient, Page, PagingPolicy, ProjectTarget, utc_now
 from drs_pipeline.drs.errors import DrsError
@@ -48,10 +53,10 @@ class TrustPolicy:
     """How much of a listing's word is taken before jobs are marked gone."""
 
     # More than this share of a project's present jobs missing marks nothing gone.
-    max_gone_share: float = 0.2
-    # Missing jobs asked for by id per project and sync; past it, the project is
-    # incomplete and the rest wait for the next syncs.
-    max_absence_checks: int = 100
+    max_gone_share: float = DEFAULT_MAX_GONE_SHARE
+    # By-id requests per project and sync; missing jobs past what they settle leave
+    # the project incomplete, and wait for the next syncs.
+    max_absence_checks: int = DEFAULT_MAX_ABSENCE_CHECKS
 
     @classmethod
     def of(cls, settings: Settings) -> TrustPolicy:
