@@ -101,7 +101,7 @@ class Listing:
     passes: int = 0
     narrowed: int = 0
     complete: bool = False
-    # The last count the API reported for the whole project.
+    # The count the last unfiltered pass began with (its first page's).
     total_count: int = 0
     # Why the listing is not complete, for the sync report.
     incomplete_reason: str | None = None
