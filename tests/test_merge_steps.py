@@ -41,6 +41,7 @@ def test_each_step_runs_for_its_kind_of_work() -> None:
     assert skipped == {
         "close_changed_intervals",
         "update_seen_jobs",
+        "update_seen_intervals",
         "update_changed_status",
         "update_changed_owner",
         "update_came_back",

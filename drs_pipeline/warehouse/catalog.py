@@ -102,6 +102,14 @@ ASYNC_JOB_HISTORY = Table(
             "First observation of the next interval, or of the job gone; NULL while current.",
             nullable=True,
         ),
+        _c(
+            "last_seen_at",
+            "TIMESTAMP WITH TIME ZONE",
+            "Last observation within the interval: the job left it after this and no "
+            "later than valid_to. The current interval's moves with every sync that sees "
+            "the job; in a history upgraded from before this column, a closed "
+            "interval's is its valid_from.",
+        ),
     ),
 )
 

@@ -31,6 +31,14 @@ WHERE ($project_id IS NULL OR project_id = $project_id)
   AND valid_to IS NOT NULL AND valid_from >= valid_to
 ORDER BY ALL;
 
+-- name: last_seen_outside_interval
+-- An interval's last observation lies within it.
+SELECT project_id, async_job_id, status, valid_from, last_seen_at, valid_to
+FROM checked_history
+WHERE ($project_id IS NULL OR project_id = $project_id)
+  AND (last_seen_at < valid_from OR last_seen_at >= valid_to)
+ORDER BY ALL;
+
 -- name: overlapping_intervals
 SELECT project_id, async_job_id, valid_from, valid_to, next_valid_from
 FROM (
@@ -44,13 +52,15 @@ WHERE next_valid_from IS NOT NULL AND (valid_to IS NULL OR next_valid_from < val
 ORDER BY ALL;
 
 -- name: current_state_disagrees_with_history
-SELECT j.project_id, j.async_job_id, j.status, h.status AS history_status
+SELECT j.project_id, j.async_job_id, j.status, h.status AS history_status,
+       j.last_seen_at, h.last_seen_at AS history_last_seen_at
 FROM checked_jobs AS j
 JOIN checked_history AS h
     ON h.project_id = j.project_id AND h.async_job_id = j.async_job_id AND h.valid_to IS NULL
 WHERE ($project_id IS NULL OR j.project_id = $project_id)
   AND (h.status <> j.status OR h.domain_name <> j.domain_name
-       OR h.user_name <> j.user_name OR h.valid_from <> j.status_since)
+       OR h.user_name <> j.user_name OR h.valid_from <> j.status_since
+       OR h.last_seen_at <> j.last_seen_at)
 ORDER BY ALL;
 
 -- name: history_of_unknown_jobs

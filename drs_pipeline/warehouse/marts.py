@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from drs_pipeline.warehouse.sql import named_statements, read_sql
-from drs_pipeline.warehouse.store import connect
+from drs_pipeline.warehouse.store import connect, ensure_schema
 
 MART_FILES = ("status_counts.sql", "job_durations.sql", "stuck_jobs.sql")
 
@@ -53,7 +53,7 @@ def build_marts(
     )
     counts: dict[str, int] = {}
     with connect(database, lock_timeout_s=lock_timeout_s) as con:
-        con.execute(read_sql("schema.sql"))
+        ensure_schema(con)
         con.register("stuck_thresholds", thresholds)
         con.execute("BEGIN TRANSACTION")
         try:

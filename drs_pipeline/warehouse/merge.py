@@ -126,6 +126,7 @@ MERGE_STEPS: tuple[Step, ...] = (
     _merge_step("open_intervals"),
     _merge_step("insert_new_jobs"),
     _merge_step("update_seen_jobs", lambda work: work.seen_again),
+    _merge_step("update_seen_intervals", lambda work: work.seen_again),
     _merge_step("update_changed_status", lambda work: work.changed_or_back),
     _merge_step("update_changed_owner", lambda work: work.owner_changed),
     _merge_step("update_came_back", lambda work: work.came_back),

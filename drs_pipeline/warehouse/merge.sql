@@ -55,6 +55,7 @@ SELECT
 FROM merge_stage;
 
 -- name: close_changed_intervals
+-- The closed interval keeps its last_seen_at: the last observation before the change.
 UPDATE drs.async_job_history AS h
 SET valid_to = st.observed_at
 FROM merge_stage AS st
@@ -71,7 +72,10 @@ WHERE h.project_id = st.project_id
 -- name: open_intervals
 -- New jobs, changed jobs and jobs that came back each start an interval.
 INSERT INTO drs.async_job_history
-SELECT project_id, async_job_id, status, domain_name, user_name, observed_at, NULL
+    (project_id, async_job_id, status, domain_name, user_name, valid_from, valid_to,
+     last_seen_at)
+SELECT project_id, async_job_id, status, domain_name, user_name, observed_at, NULL,
+       observed_at
 FROM merge_stage
 WHERE is_new OR (NOT is_stale AND (is_changed OR was_gone))
 ORDER BY snapshot_row;
@@ -93,13 +97,25 @@ ORDER BY snapshot_row;
 -- set from the observation (plus status_since, is_gone and gone_at as below).
 
 -- name: update_seen_jobs
--- Every job seen again: most of a sync. last_seen_at is read by no invariant,
--- which is why the pre-commit check can skip the jobs that only get this.
+-- Every job seen again: most of a sync. With update_seen_intervals it keeps the
+-- job's last_seen_at equal to its open interval's, which is why the pre-commit
+-- check can skip the jobs that only get these (merge_checks.sql).
 UPDATE drs.async_jobs AS j
 SET last_seen_at = st.observed_at
 FROM merge_stage AS st
 WHERE j.rowid = st.job_rowid
   AND NOT st.is_stale;
+
+-- name: update_seen_intervals
+-- The open interval of every job seen again unchanged: its last observation so far,
+-- which bounds when the job next changes from below.
+UPDATE drs.async_job_history AS h
+SET last_seen_at = st.observed_at
+FROM merge_stage AS st
+WHERE h.project_id = st.project_id
+  AND h.async_job_id = st.async_job_id
+  AND h.valid_to IS NULL
+  AND NOT st.is_new AND NOT st.is_stale AND NOT st.is_changed AND NOT st.was_gone;
 
 -- name: update_changed_status
 -- Jobs that changed or came back: a new current interval, starting now.

@@ -4,9 +4,11 @@
 --
 -- Why that is enough, given that the invariants held when the previous merge
 -- committed (this check) and after every run (the asset checks):
---   * jobs seen again unchanged get only columns no invariant reads (merge.sql,
---     update_seen_jobs and update_seen_details), and stale observations are not
---     applied at all;
+--   * jobs seen again unchanged get only last_seen_at, on their row and their open
+--     interval alike, set to an observation newer than the one both held (merge.sql,
+--     update_seen_jobs and update_seen_intervals), which keeps it equal on both and
+--     within the open interval; and region and create_time, which no invariant reads
+--     (update_seen_details). Stale observations are not applied at all;
 --   * jobs that changed, came back or went are checked in full, below: their rows
 --     are copied out once (merge_touched_jobs, merge_touched_history) and
 --     checks.sql runs over the copies (check_copies);

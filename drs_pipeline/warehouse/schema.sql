@@ -22,6 +22,9 @@ CREATE TABLE IF NOT EXISTS drs.async_jobs (
 
 -- Every interval a job spent with one (status, domain_name, user_name).
 -- valid_to is NULL for the current interval of a job that is not gone.
+-- last_seen_at is the last observation within the interval: a change of status
+-- happened between one interval's last_seen_at and the next one's valid_from.
+-- (A history written before last_seen_at existed gains it on opening: upgrades.sql.)
 CREATE TABLE IF NOT EXISTS drs.async_job_history (
     project_id   VARCHAR NOT NULL,
     async_job_id VARCHAR NOT NULL,
@@ -29,7 +32,8 @@ CREATE TABLE IF NOT EXISTS drs.async_job_history (
     domain_name  VARCHAR NOT NULL,
     user_name    VARCHAR NOT NULL,
     valid_from   TIMESTAMPTZ NOT NULL,
-    valid_to     TIMESTAMPTZ
+    valid_to     TIMESTAMPTZ,
+    last_seen_at TIMESTAMPTZ NOT NULL
 );
 
 -- One row per project per sync.

@@ -25,7 +25,7 @@ from drs_pipeline.warehouse import catalog, merge
 from drs_pipeline.warehouse.catalog import Table
 from drs_pipeline.warehouse.merge import ProjectSync, SyncRunRow
 from drs_pipeline.warehouse.normalize import Normalized
-from drs_pipeline.warehouse.sql import read_sql
+from drs_pipeline.warehouse.sql import named_statements, read_sql
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -102,6 +102,30 @@ def attach(
         wait_for_lock(lambda: con.execute(statement), path, lock_timeout_s)
 
 
+UPGRADES = dict(named_statements(read_sql("upgrades.sql")))
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create what schema.sql declares, and upgrade a history an earlier version wrote."""
+    con.execute(read_sql("schema.sql"))
+    nullable = con.execute(
+        "SELECT is_nullable FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND schema_name = 'drs' AND table_name = 'async_job_history' "
+        "AND column_name = 'last_seen_at'"
+    ).fetchall()
+    if not nullable:
+        log.info("upgrading the history: drs.async_job_history gains last_seen_at")
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(UPGRADES["history_last_seen_at"])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    if not nullable or nullable[0][0]:
+        con.execute(UPGRADES["history_last_seen_at_not_null"])
+
+
 # DuckDB's rows per row group (set when a file is created; this is its default).
 ROW_GROUP_ROWS = 122_880
 # Row groups a history table may hold beyond what its rows need before a session
@@ -129,7 +153,7 @@ class Warehouse:
     ) -> None:
         self.path = path
         self._connection = connect(path, lock_timeout_s=lock_timeout_s)
-        self._connection.execute(read_sql("schema.sql"))
+        ensure_schema(self._connection)
         spare = self.spare_row_groups()
         self.compacting = spare > max_spare_row_groups
         if self.compacting:

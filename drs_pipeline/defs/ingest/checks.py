@@ -34,7 +34,8 @@ def rows_markdown(rows: pd.DataFrame, limit: int = SAMPLE_ROWS) -> dg.MetadataVa
     asset=table_key(ASYNC_JOB_HISTORY),
     blocking=True,
     description="One open interval per present job, none per gone job; no overlap; "
-    "valid_from < valid_to; the current state matches the open interval.",
+    "valid_from < valid_to; last_seen_at within its interval; the current state "
+    "matches the open interval.",
 )
 def history_invariants(history_db: HistoryDatabaseResource) -> dg.AssetCheckResult:
     with history_db.get_connection(read_only=True) as con:
