@@ -27,7 +27,9 @@ MART_KEYS = {
     for t in (
         "status_counts",
         "status_counts_by_project",
+        "status_transitions",
         "duration_samples",
+        "durations_in_progress",
         "job_durations",
         "job_durations_by_project",
         "stuck_jobs",
@@ -40,6 +42,7 @@ CHECKS = {
     ("rejected_records", "no_rejected_records"),
     ("async_jobs", "history_is_fresh"),
     ("stuck_jobs", "no_stuck_jobs"),
+    ("duration_samples", "durations_are_bounded"),
 }
 
 

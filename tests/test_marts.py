@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from drs_pipeline.drs.statuses import (
@@ -12,6 +13,7 @@ from drs_pipeline.drs.statuses import (
     VALIDATE_SUCCESS,
     VALIDATING,
 )
+from drs_pipeline.warehouse.health import mart_violations
 from drs_pipeline.warehouse.marts import build_marts
 
 from .helpers import Simulator, query, settings_for, sync
@@ -21,13 +23,14 @@ OWNER = {"domain_name": "tenant-a", "user_name": "user-1"}
 
 @pytest.fixture
 def history(simulator: Simulator, tmp_path: Path, database: Path) -> dict[str, object]:
-    """Four syncs, 60 s apart, of jobs whose every move is known.
+    """A sync at t0-120, then four syncs, 60 s apart, of jobs whose every move is known.
 
-    t0 is the first sync. Job A: created t0-100, validating at t0, failed at t1,
+    t0 is the second sync. Job A: created t0-100, validating at t0, failed at t1,
     validating again at t2, committed at t3. B: first seen already failed
     (created t0-50), validating at t2, validated at t3. C: first seen committed.
     D: validating, gone at t1. E: validating, changes owner at t1 (the stay in
-    validating is not split), failed at t2.
+    validating is not split), failed at t2. F: created t0-1000, before the history
+    began, and validating throughout: it may be in its second round already.
     """
     world = simulator.world
     project = simulator.project_ids[0]
@@ -39,10 +42,15 @@ def history(simulator: Simulator, tmp_path: Path, database: Path) -> dict[str, o
         ("C", start - 30, COMMIT_SUCCESS, OWNER),
         ("D", start - 20, VALIDATING, OWNER),
         ("E", start - 10, VALIDATING, {"domain_name": "tenant-b", "user_name": "user-2"}),
+        ("F", start - 1000, VALIDATING, OWNER),
     ]:
         job = world.add_job(project, create_time=created, status=status, **owner)
         ids[name] = job.async_job_id
     settings = settings_for(simulator, tmp_path, [project], page_size=2)
+    # The history begins: only F exists yet.
+    simulator.clock.set(start - 120)
+    assert sync(simulator, settings, database).all_ok
+    simulator.clock.set(start)
     moves = [
         [],
         [("A", VALIDATE_FAILED), ("D", None), ("E", "owner")],
@@ -75,6 +83,7 @@ def test_status_counts_exclude_gone_jobs(
 ) -> None:
     build(simulator, database)
     assert query(database, "FROM drs.status_counts") == [
+        ("tenant-a", "user-1", VALIDATING, 1),
         ("tenant-a", "user-1", VALIDATE_SUCCESS, 1),
         ("tenant-a", "user-1", COMMIT_SUCCESS, 2),
         ("tenant-b", "user-3", VALIDATE_FAILED, 1),
@@ -83,43 +92,185 @@ def test_status_counts_exclude_gone_jobs(
         database,
         "SELECT project_id, region, sum(jobs) FROM drs.status_counts_by_project GROUP BY ALL",
     )
-    assert by_project == [(history["project"], "cn-south-2", 4)]
+    assert by_project == [(history["project"], "cn-south-2", 5)]
+
+
+def test_transitions_are_bounded_by_the_observations_around_them(
+    simulator: Simulator, database: Path, history: dict[str, object]
+) -> None:
+    build(simulator, database)
+    ids, t0 = history["ids"], history["start"]
+    assert isinstance(ids, dict) and isinstance(t0, float)
+    names = {job_id: name for name, job_id in ids.items()}
+    rows = query(
+        database,
+        "SELECT async_job_id, user_name, from_status, to_status, "
+        "epoch(not_before) - ?, epoch(not_after) - ? "
+        "FROM drs.status_transitions ORDER BY async_job_id, not_after",
+        [t0, t0],
+    )
+    by_job: dict[str, list[tuple[object, ...]]] = {}
+    for job_id, *rest in rows:
+        by_job.setdefault(names[job_id], []).append(tuple(rest))
+    assert by_job == {
+        # Created t0-100, first seen validating: its first row starts at create_time.
+        "A": [
+            ("user-1", None, VALIDATING, -100.0, 0.0),
+            ("user-1", VALIDATING, VALIDATE_FAILED, 0.0, 60.0),
+            ("user-1", VALIDATE_FAILED, VALIDATING, 60.0, 120.0),
+            ("user-1", VALIDATING, COMMIT_SUCCESS, 120.0, 180.0),
+        ],
+        # First seen already failed: when it failed is unknown.
+        "B": [
+            ("user-1", None, VALIDATE_FAILED, None, 0.0),
+            ("user-1", VALIDATE_FAILED, VALIDATING, 60.0, 120.0),
+            ("user-1", VALIDATING, VALIDATE_SUCCESS, 120.0, 180.0),
+        ],
+        "C": [("user-1", None, COMMIT_SUCCESS, None, 0.0)],
+        "D": [("user-1", None, VALIDATING, -20.0, 0.0)],
+        # The owner change at t1 is not a transition; the failure is, under the owner
+        # of that time, after the last observation in validating (t1).
+        "E": [
+            ("user-2", None, VALIDATING, -10.0, 0.0),
+            ("user-3", VALIDATING, VALIDATE_FAILED, 60.0, 120.0),
+        ],
+        # Its create_time bounds its stay from below, though the stay may have begun
+        # later (a second round): first seen validating when the history began.
+        "F": [("user-1", None, VALIDATING, -1000.0, -120.0)],
+    }
 
 
 def test_durations_match_hand_computed_values(
     simulator: Simulator, database: Path, history: dict[str, object]
 ) -> None:
     build(simulator, database)
-    rows = query(
-        database,
-        "SELECT domain_name, user_name, metric, jobs, mean_s, p50_s, p90_s, max_s "
-        "FROM drs.job_durations ORDER BY ALL",
-    )
-    assert rows == [
-        # Dwell: A validating t0..t1, failed t1..t2, validating t2..t3; B failed
-        # t0..t2, validating t2..t3. Syncs are 60 s apart.
-        ("tenant-a", "user-1", "dwell:ASYNC_JOB_VALIDATE_FAILED", 2, 90.0, 90.0, 114.0, 120.0),
-        ("tenant-a", "user-1", "dwell:ASYNC_JOB_VALIDATING", 3, 60.0, 60.0, 60.0, 60.0),
-        # A: created t0-100, committed first seen at t3 = t0+180.
-        ("tenant-a", "user-1", "time_to_commit", 1, 280.0, 280.0, 280.0, 280.0),
-        # A: created t0-100, first seen not validating at t1 = t0+60. D never left
-        # validating before it was gone; B and C were first seen past validation.
-        ("tenant-a", "user-1", "validation", 1, 160.0, 160.0, 160.0, 160.0),
-        # E: validating t0..t2 across an owner change (one stay, 120 s); grouped
-        # under its current owner.
-        ("tenant-b", "user-3", "dwell:ASYNC_JOB_VALIDATING", 1, 120.0, 120.0, 120.0, 120.0),
-        ("tenant-b", "user-3", "validation", 1, 130.0, 130.0, 130.0, 130.0),
-    ]
+    ids = history["ids"]
+    assert isinstance(ids, dict)
+    names = {job_id: name for name, job_id in ids.items()}
     samples = query(
         database,
-        "SELECT count(*), count(DISTINCT async_job_id) FROM drs.duration_samples",
+        "SELECT async_job_id, metric, low_s, high_s, seconds FROM drs.duration_samples "
+        "ORDER BY ALL",
     )
-    assert samples == [(9, 3)]
+    assert sorted((names[job_id], *rest) for job_id, *rest in samples) == [
+        # A: validating from its creation (t0-100) until between t0 and t1.
+        ("A", "dwell:ASYNC_JOB_VALIDATE_FAILED", 0.0, 120.0, 60.0),
+        ("A", "dwell:ASYNC_JOB_VALIDATING", 0.0, 120.0, 60.0),
+        ("A", "dwell:ASYNC_JOB_VALIDATING", 100.0, 160.0, 130.0),
+        ("A", "time_to_commit", 220.0, 280.0, 250.0),
+        ("A", "validation", 100.0, 160.0, 130.0),
+        # B: its first stay (failed) began out of sight: no sample of it.
+        ("B", "dwell:ASYNC_JOB_VALIDATING", 0.0, 120.0, 60.0),
+        # C was first seen committed, D left while validating: nothing measured.
+        # E: validating from t0-10 until between t1 and t2, across an owner change.
+        ("E", "dwell:ASYNC_JOB_VALIDATING", 70.0, 130.0, 100.0),
+        ("E", "validation", 70.0, 130.0, 100.0),
+    ]
+    in_progress = query(
+        database, "SELECT async_job_id, metric, low_s FROM drs.durations_in_progress ORDER BY ALL"
+    )
+    # As of the last sync, t3 = t0+180: B validated, E failed, F validating, none
+    # committed.
+    assert sorted((names[job_id], *rest) for job_id, *rest in in_progress) == [
+        ("B", "dwell:AUTO_PARAM_VALIDATE_SUCCESS", 0.0),
+        ("B", "time_to_commit", 230.0),
+        ("E", "dwell:ASYNC_JOB_VALIDATE_FAILED", 60.0),
+        ("E", "time_to_commit", 190.0),
+        # F: not validation, whose start it may not have been seen in.
+        ("F", "time_to_commit", 1180.0),
+    ]
+    rows = query(database, "FROM drs.job_durations ORDER BY ALL")
+    assert rows == [
+        (
+            "tenant-a",
+            "user-1",
+            "dwell:ASYNC_JOB_VALIDATE_FAILED",
+            1,
+            60.0,
+            60.0,
+            60.0,
+            60.0,
+            0,
+            120.0,
+        ),
+        # 60, 60 and 130: p90 interpolates between the two largest.
+        (
+            "tenant-a",
+            "user-1",
+            "dwell:ASYNC_JOB_VALIDATING",
+            3,
+            250 / 3,
+            60.0,
+            116.0,
+            130.0,
+            0,
+            120.0,
+        ),
+        (
+            "tenant-a",
+            "user-1",
+            "dwell:AUTO_PARAM_VALIDATE_SUCCESS",
+            0,
+            None,
+            None,
+            None,
+            None,
+            1,
+            None,
+        ),
+        ("tenant-a", "user-1", "time_to_commit", 1, 250.0, 250.0, 250.0, 250.0, 2, 60.0),
+        ("tenant-a", "user-1", "validation", 1, 130.0, 130.0, 130.0, 130.0, 0, 60.0),
+        # E, under its current owner.
+        (
+            "tenant-b",
+            "user-3",
+            "dwell:ASYNC_JOB_VALIDATE_FAILED",
+            0,
+            None,
+            None,
+            None,
+            None,
+            1,
+            None,
+        ),
+        (
+            "tenant-b",
+            "user-3",
+            "dwell:ASYNC_JOB_VALIDATING",
+            1,
+            100.0,
+            100.0,
+            100.0,
+            100.0,
+            0,
+            60.0,
+        ),
+        ("tenant-b", "user-3", "time_to_commit", 0, None, None, None, None, 1, None),
+        ("tenant-b", "user-3", "validation", 1, 100.0, 100.0, 100.0, 100.0, 0, 60.0),
+    ]
     assert query(
         database,
-        "SELECT sum(jobs) FROM drs.job_durations_by_project WHERE project_id = ?",
+        "SELECT sum(jobs), sum(in_progress) FROM drs.job_durations_by_project WHERE project_id = ?",
         [history["project"]],
-    ) == [(9,)]
+    ) == [(8, 5)]
+
+
+def test_the_mart_checks_name_what_breaks_the_bounds(
+    simulator: Simulator, database: Path, history: dict[str, object]
+) -> None:
+    build(simulator, database)
+    with duckdb.connect(str(database)) as con:
+        assert mart_violations(con) == {}
+        con.execute(
+            "UPDATE drs.duration_samples SET low_s = -1 WHERE metric = 'time_to_commit'; "
+            "UPDATE drs.status_transitions SET not_before = not_after "
+            "WHERE from_status = 'ASYNC_JOB_VALIDATE_FAILED'"
+        )
+        broken = mart_violations(con)
+    assert {name: len(rows) for name, rows in broken.items()} == {
+        "transitions_out_of_order": 2,
+        "durations_negative_or_inverted": 1,
+    }
 
 
 def test_stuck_jobs_use_configured_thresholds(

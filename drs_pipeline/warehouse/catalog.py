@@ -51,12 +51,23 @@ _USER = _c("user_name", "VARCHAR", "The IAM user that owns the job.")
 _SYNC = _c("sync_id", "VARCHAR", "The sync that recorded the row.")
 _METRIC = _c("metric", "VARCHAR", "What is measured: validation, time_to_commit or dwell:<STATUS>.")
 _STATISTICS = (
-    _c("jobs", "BIGINT", "Samples measured."),
-    _c("mean_s", "DOUBLE", "Mean, in seconds."),
-    _c("p50_s", "DOUBLE", "Median, in seconds."),
-    _c("p90_s", "DOUBLE", "90th percentile, in seconds."),
-    _c("max_s", "DOUBLE", "Maximum, in seconds."),
+    _c("jobs", "BIGINT", "Samples measured (jobs that finished the measured state)."),
+    _c("mean_s", "DOUBLE", "Mean of the samples' midpoints, in seconds; NULL without samples."),
+    _c("p50_s", "DOUBLE", "Median of the midpoints, in seconds."),
+    _c("p90_s", "DOUBLE", "90th percentile of the midpoints, in seconds."),
+    _c("max_s", "DOUBLE", "Largest midpoint, in seconds."),
+    _c(
+        "in_progress",
+        "BIGINT",
+        "Jobs present now still in the measured state: not in the statistics yet.",
+    ),
+    _c(
+        "resolution_s",
+        "DOUBLE",
+        "Median of high_s - low_s: how sharp the samples are, in seconds.",
+    ),
 )
+_LOW = _c("low_s", "DOUBLE", "Shortest duration the observations allow, in seconds.")
 
 ASYNC_JOBS = Table(
     "async_jobs",
@@ -168,9 +179,35 @@ STATUS_COUNTS = Table(
     _mart(_DOMAIN, _USER, _STATUS, _c("jobs", "BIGINT", "Jobs present now.")),
 )
 
+STATUS_TRANSITIONS = Table(
+    "status_transitions",
+    "Every change of status of every job, with the observations that bound it.",
+    _mart(
+        _PROJECT,
+        _REGION,
+        _JOB,
+        _c("domain_name", "VARCHAR", "The tenant that owned the job when it entered to_status."),
+        _c("user_name", "VARCHAR", "The IAM user that owned the job when it entered to_status."),
+        _c("from_status", "VARCHAR", "The status left; NULL on a job's first row."),
+        _c("to_status", "VARCHAR", "The status entered."),
+        _c(
+            "not_before",
+            "TIMESTAMP WITH TIME ZONE",
+            "The change happened after this: the last observation in from_status. On a "
+            "job's first row, its create_time (on our clock) when it was first seen in "
+            "ASYNC_JOB_VALIDATING, else NULL (unknown).",
+        ),
+        _c(
+            "not_after",
+            "TIMESTAMP WITH TIME ZONE",
+            "The change happened no later than this: the first observation in to_status.",
+        ),
+    ),
+)
+
 DURATION_SAMPLES = Table(
     "duration_samples",
-    "Every measured duration: validation, time_to_commit, dwell:<STATUS>.",
+    "Every measured duration (validation, time_to_commit, dwell:<STATUS>), with its bounds.",
     _mart(
         _PROJECT,
         _REGION,
@@ -178,7 +215,23 @@ DURATION_SAMPLES = Table(
         _DOMAIN,
         _USER,
         _METRIC,
-        _c("seconds", "DOUBLE", "The duration, in seconds."),
+        _c("seconds", "DOUBLE", "The midpoint of low_s and high_s, in seconds."),
+        _LOW,
+        _c("high_s", "DOUBLE", "Longest duration the observations allow, in seconds."),
+    ),
+)
+
+DURATIONS_IN_PROGRESS = Table(
+    "durations_in_progress",
+    "Present jobs still in a measured state: the durations not measured yet.",
+    _mart(
+        _PROJECT,
+        _REGION,
+        _JOB,
+        _DOMAIN,
+        _USER,
+        _METRIC,
+        _c("low_s", "DOUBLE", "Time taken so far, to the job's last observation: a lower bound."),
     ),
 )
 
@@ -242,7 +295,9 @@ HISTORY = (ASYNC_JOBS, ASYNC_JOB_HISTORY, SYNC_RUNS, REJECTED_RECORDS)
 MARTS = (
     STATUS_COUNTS,
     STATUS_COUNTS_BY_PROJECT,
+    STATUS_TRANSITIONS,
     DURATION_SAMPLES,
+    DURATIONS_IN_PROGRESS,
     JOB_DURATIONS,
     JOB_DURATIONS_BY_PROJECT,
     STUCK_JOBS,

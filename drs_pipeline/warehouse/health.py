@@ -17,6 +17,7 @@ from drs_pipeline.warehouse.queries import QUERIES, read_query
 from drs_pipeline.warehouse.sql import named_statements, read_sql
 
 INVARIANT_QUERIES = named_statements(read_sql("checks.sql"))
+MART_QUERIES = named_statements(read_sql("mart_checks.sql"))
 # checks.sql reads checked_jobs and checked_history: here, the history's tables.
 CHECK_THE_HISTORY = """
 CREATE OR REPLACE TEMP VIEW checked_jobs AS FROM drs.async_jobs;
@@ -32,6 +33,16 @@ def invariant_violations(
     broken: dict[str, pd.DataFrame] = {}
     for name, sql in INVARIANT_QUERIES:
         rows = con.execute(sql, {"project_id": project_id}).df()
+        if not rows.empty:
+            broken[name] = rows
+    return broken
+
+
+def mart_violations(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
+    """Each broken promise of the duration marts with its rows; empty when all hold."""
+    broken: dict[str, pd.DataFrame] = {}
+    for name, sql in MART_QUERIES:
+        rows = con.execute(sql).df()
         if not rows.empty:
             broken[name] = rows
     return broken

@@ -6,6 +6,7 @@ transaction, so a reader sees the previous marts or the new ones, never a mix.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,13 +17,23 @@ import pandas as pd
 from drs_pipeline.warehouse.sql import named_statements, read_sql
 from drs_pipeline.warehouse.store import connect, ensure_schema
 
-MART_FILES = ("status_counts.sql", "job_durations.sql", "stuck_jobs.sql")
+MART_FILES = (
+    "status_counts.sql",
+    "status_transitions.sql",
+    "job_durations.sql",
+    "stuck_jobs.sql",
+)
 
 
 @dataclass(frozen=True)
 class Mart:
     table: str
     statement: str
+
+    @property
+    def temporary(self) -> bool:
+        """A TEMP view or table that later marts read, not a mart of its own."""
+        return bool(re.search(r"^CREATE (OR REPLACE )?TEMP", self.statement, re.MULTILINE))
 
 
 def mart_statements() -> list[Mart]:
@@ -33,7 +44,8 @@ def mart_statements() -> list[Mart]:
     ]
 
 
-# Each statement creates the table of the catalog (warehouse.catalog) that it names.
+# In order; each statement that is not temporary creates the table of the catalog
+# (warehouse.catalog) that it names.
 MARTS = mart_statements()
 
 
@@ -60,6 +72,8 @@ def build_marts(
             for mart in MARTS:
                 params = {"as_of": as_of} if "$as_of" in mart.statement else {}
                 con.execute(mart.statement, params).fetchall()
+                if mart.temporary:
+                    continue
                 # Table names come from our own SQL files, never from input.
                 sql = f"SELECT count(*) FROM drs.{mart.table}"  # noqa: S608
                 counts[mart.table] = int(con.execute(sql).fetchall()[0][0])

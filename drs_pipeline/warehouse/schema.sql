@@ -63,3 +63,6 @@ CREATE TABLE IF NOT EXISTS drs.rejected_records (
     record     VARCHAR NOT NULL,  -- the raw JSON as received
     reason     VARCHAR NOT NULL
 );
+-- Added later: the server's clock less ours, from the Date header of its answers
+-- (NULL when it sent none); corrects create_time onto our clock.
+ALTER TABLE drs.sync_runs ADD COLUMN IF NOT EXISTS server_clock_offset_s DOUBLE;

@@ -5,7 +5,8 @@ import dagster as dg
 from drs_pipeline.defs.ingest.checks import rows_markdown
 from drs_pipeline.defs.resources import HistoryDatabaseResource
 from drs_pipeline.defs.specs import table_key
-from drs_pipeline.warehouse.catalog import STUCK_JOBS
+from drs_pipeline.warehouse import health
+from drs_pipeline.warehouse.catalog import DURATION_SAMPLES, STUCK_JOBS
 from drs_pipeline.warehouse.queries import read_query
 
 
@@ -21,4 +22,23 @@ def no_stuck_jobs(history_db: HistoryDatabaseResource) -> dg.AssetCheckResult:
         severity=dg.AssetCheckSeverity.WARN,
         description=f"{len(stuck)} jobs stuck",
         metadata={"stuck_jobs": len(stuck), "stuck": rows_markdown(stuck)},
+    )
+
+
+@dg.asset_check(
+    asset=table_key(DURATION_SAMPLES),
+    blocking=True,
+    description="No negative duration, low_s <= high_s, and every transition's not_before "
+    "before its not_after: anything else is a bug, and is not published.",
+)
+def durations_are_bounded(history_db: HistoryDatabaseResource) -> dg.AssetCheckResult:
+    with history_db.get_connection(read_only=True) as con:
+        broken = health.mart_violations(con)
+    metadata: dict[str, dg.MetadataValue] = {
+        f"{name} (sample)": rows_markdown(rows) for name, rows in broken.items()
+    }
+    return dg.AssetCheckResult(
+        passed=not broken,
+        description=health.describe_violations(broken) if broken else "every bound holds",
+        metadata={"broken_promises": len(broken), **metadata},
     )

@@ -1,98 +1,165 @@
--- How long jobs take, from the history. Every figure carries the resolution of
--- the schedule: a transition is recorded at the first observation after it, so
--- each end point is an upper bound of the real transition time.
--- Jobs are grouped by their current owner (drs.async_jobs).
+-- How long jobs take, from drs.status_transitions. Each duration is bounded: low_s
+-- and high_s come from the transitions' bounds (observations on our clock, and
+-- create_time corrected onto it), and seconds is their midpoint. A stay whose start
+-- is unknown is never measured: the job was first seen already in it, unless it was
+-- seen from its start (job_clock.seen_from_start) in ASYNC_JOB_VALIDATING. A stay
+-- still under way is not measured yet but counted, as in progress. Jobs are grouped
+-- by their current owner.
+
+-- name: job_steps
+-- Each job's stays in order: when each began (after began_after and by began_by;
+-- for the stay a job was seen to start with, exactly at its create_time) and when it
+-- ended (the transition out of it; NULL while it lasts). began_after is NULL when
+-- the start is unknown.
+CREATE OR REPLACE TEMP TABLE job_steps AS
+SELECT
+    t.project_id,
+    t.async_job_id,
+    t.to_status AS status,
+    row_number() OVER job_order AS step,
+    CASE
+        WHEN t.from_status IS NOT NULL THEN t.not_before
+        WHEN c.seen_from_start AND t.to_status = 'ASYNC_JOB_VALIDATING' THEN c.created_at
+    END AS began_after,
+    CASE
+        WHEN t.from_status IS NOT NULL THEN t.not_after
+        WHEN c.seen_from_start AND t.to_status = 'ASYNC_JOB_VALIDATING' THEN c.created_at
+    END AS began_by,
+    lead(t.not_before) OVER job_order AS ended_after,
+    lead(t.not_after) OVER job_order AS ended_by
+FROM drs.status_transitions AS t
+JOIN job_clock AS c USING (project_id, async_job_id)
+WINDOW job_order AS (PARTITION BY t.project_id, t.async_job_id ORDER BY t.not_after);
 
 -- name: duration_samples
--- One row per measured duration, kept for distributions (notebooks, SQL users).
 CREATE OR REPLACE TABLE drs.duration_samples AS
-WITH firsts AS (
-    SELECT
-        project_id,
-        async_job_id,
-        arg_min(status, valid_from) AS first_status,
-        min(valid_from) FILTER (WHERE status <> 'ASYNC_JOB_VALIDATING') AS first_not_validating,
-        min(valid_from) FILTER (WHERE status = 'COMMIT_SUCCESS') AS first_committed
-    FROM drs.async_job_history
-    GROUP BY ALL
-),
--- Gaps and islands: consecutive intervals of one status (an owner change splits an
--- interval, not the stay in a status) form one run.
-ordered AS (
-    SELECT
-        *,
-        lag(status) OVER job_order AS previous_status,
-        lag(valid_to) OVER job_order AS previous_valid_to,
-        lead(status) OVER job_order AS next_status,
-        lead(valid_from) OVER job_order AS next_valid_from
-    FROM drs.async_job_history
-    WINDOW job_order AS (PARTITION BY project_id, async_job_id ORDER BY valid_from)
-),
-numbered AS (
-    SELECT
-        *,
-        sum(CASE WHEN status = previous_status AND previous_valid_to = valid_from THEN 0 ELSE 1 END)
-            OVER (PARTITION BY project_id, async_job_id ORDER BY valid_from) AS run_number
-    FROM ordered
-),
-runs AS (
-    SELECT
-        project_id,
-        async_job_id,
-        any_value(status) AS status,
-        min(valid_from) AS started,
-        arg_max(valid_to, valid_from) AS ended,
-        arg_max(next_status, valid_from) AS next_status,
-        arg_max(next_valid_from, valid_from) AS next_valid_from
-    FROM numbered
-    GROUP BY project_id, async_job_id, run_number
+WITH measured AS (
+    -- validation: from create_time until the job first left ASYNC_JOB_VALIDATING,
+    -- for jobs seen from their start.
+    SELECT project_id, async_job_id, 'validation' AS metric,
+           epoch(ended_after) - epoch(began_after) AS low_s,
+           epoch(ended_by) - epoch(began_after) AS high_s
+    FROM job_steps
+    WHERE step = 1 AND status = 'ASYNC_JOB_VALIDATING' AND began_after IS NOT NULL
+      AND ended_by IS NOT NULL
+    UNION ALL
+    -- time_to_commit: from create_time until the job first entered COMMIT_SUCCESS,
+    -- for jobs first seen before it.
+    SELECT s.project_id, s.async_job_id, 'time_to_commit',
+           epoch(s.began_after) - epoch(c.created_at),
+           epoch(s.began_by) - epoch(c.created_at)
+    FROM job_steps AS s
+    JOIN job_clock AS c USING (project_id, async_job_id)
+    WHERE s.status = 'COMMIT_SUCCESS'
+    QUALIFY s.step = min(s.step) OVER (PARTITION BY s.project_id, s.async_job_id)
+        AND s.step > 1
+    UNION ALL
+    -- dwell: every stay whose start and end are both known.
+    SELECT project_id, async_job_id, 'dwell:' || status,
+           epoch(ended_after) - epoch(began_by),
+           epoch(ended_by) - epoch(began_after)
+    FROM job_steps
+    WHERE began_after IS NOT NULL AND ended_by IS NOT NULL
 )
-SELECT j.project_id, j.region, j.async_job_id, j.domain_name, j.user_name,
-       'validation' AS metric,
-       epoch(f.first_not_validating) - epoch(j.create_time) AS seconds
-FROM firsts AS f
-JOIN drs.async_jobs AS j USING (project_id, async_job_id)
--- A job first seen already validated tells nothing exact about its validation.
-WHERE f.first_status = 'ASYNC_JOB_VALIDATING' AND f.first_not_validating IS NOT NULL
-UNION ALL
-SELECT j.project_id, j.region, j.async_job_id, j.domain_name, j.user_name,
-       'time_to_commit',
-       epoch(f.first_committed) - epoch(j.create_time)
-FROM firsts AS f
-JOIN drs.async_jobs AS j USING (project_id, async_job_id)
-WHERE f.first_status <> 'COMMIT_SUCCESS' AND f.first_committed IS NOT NULL
-UNION ALL
--- A run closed by a change of status; a run cut short by the job leaving the
--- list, or still open, is not a dwell time.
-SELECT j.project_id, j.region, j.async_job_id, j.domain_name, j.user_name,
-       'dwell:' || r.status,
-       epoch(r.ended) - epoch(r.started)
-FROM runs AS r
-JOIN drs.async_jobs AS j USING (project_id, async_job_id)
-WHERE r.ended IS NOT NULL AND r.next_valid_from = r.ended AND r.next_status <> r.status;
+SELECT j.project_id, j.region, j.async_job_id, j.domain_name, j.user_name, m.metric,
+       (m.low_s + m.high_s) / 2 AS seconds, m.low_s, m.high_s
+FROM measured AS m
+JOIN drs.async_jobs AS j USING (project_id, async_job_id);
+
+-- name: durations_in_progress
+-- Present jobs whose duration is still being measured: validating since they were
+-- first seen, not committed yet, or in a stay that began in sight and has not
+-- ended. Stays in COMMIT_SUCCESS, legacy or unknown statuses are not in progress:
+-- they are where jobs end. low_s is the time taken so far: a lower bound of what
+-- will be measured.
+CREATE OR REPLACE TABLE drs.durations_in_progress AS
+WITH current_steps AS (
+    SELECT s.*, c.created_at, j.last_seen_at,
+           bool_or(s.status = 'COMMIT_SUCCESS') OVER job AS committed,
+           s.step = max(s.step) OVER job AS is_current
+    FROM job_steps AS s
+    JOIN job_clock AS c USING (project_id, async_job_id)
+    JOIN drs.async_jobs AS j USING (project_id, async_job_id)
+    WHERE NOT j.is_gone
+    WINDOW job AS (PARTITION BY s.project_id, s.async_job_id)
+),
+waiting AS (
+    SELECT project_id, async_job_id, 'validation' AS metric,
+           epoch(last_seen_at) - epoch(began_after) AS low_s
+    FROM current_steps
+    WHERE is_current AND step = 1 AND status = 'ASYNC_JOB_VALIDATING'
+      AND began_after IS NOT NULL
+    UNION ALL
+    SELECT project_id, async_job_id, 'time_to_commit',
+           epoch(last_seen_at) - epoch(created_at)
+    FROM current_steps
+    WHERE is_current AND NOT committed
+      AND status IN (
+          'ASYNC_JOB_VALIDATING', 'ASYNC_JOB_VALIDATE_FAILED', 'AUTO_PARAM_VALIDATE_SUCCESS'
+      )
+    UNION ALL
+    SELECT project_id, async_job_id, 'dwell:' || status,
+           epoch(last_seen_at) - epoch(began_by)
+    FROM current_steps
+    WHERE is_current AND began_after IS NOT NULL
+      AND status IN (
+          'ASYNC_JOB_VALIDATING', 'ASYNC_JOB_VALIDATE_FAILED', 'AUTO_PARAM_VALIDATE_SUCCESS'
+      )
+)
+SELECT j.project_id, j.region, j.async_job_id, j.domain_name, j.user_name, w.metric, w.low_s
+FROM waiting AS w
+JOIN drs.async_jobs AS j USING (project_id, async_job_id);
 
 -- name: job_durations_by_project
 CREATE OR REPLACE TABLE drs.job_durations_by_project AS
+WITH measured AS (
+    SELECT
+        project_id, region, domain_name, user_name, metric,
+        count(*) AS jobs,
+        avg(seconds) AS mean_s,
+        quantile_cont(seconds, 0.5) AS p50_s,
+        quantile_cont(seconds, 0.9) AS p90_s,
+        max(seconds) AS max_s,
+        quantile_cont(high_s - low_s, 0.5) AS resolution_s
+    FROM drs.duration_samples
+    GROUP BY ALL
+),
+waiting AS (
+    SELECT project_id, region, domain_name, user_name, metric, count(*) AS in_progress
+    FROM drs.durations_in_progress
+    GROUP BY ALL
+)
 SELECT
     project_id, region, domain_name, user_name, metric,
-    count(*) AS jobs,
-    avg(seconds) AS mean_s,
-    quantile_cont(seconds, 0.5) AS p50_s,
-    quantile_cont(seconds, 0.9) AS p90_s,
-    max(seconds) AS max_s
-FROM drs.duration_samples
-GROUP BY ALL
+    coalesce(m.jobs, 0) AS jobs, m.mean_s, m.p50_s, m.p90_s, m.max_s,
+    coalesce(w.in_progress, 0) AS in_progress, m.resolution_s
+FROM measured AS m
+FULL OUTER JOIN waiting AS w USING (project_id, region, domain_name, user_name, metric)
 ORDER BY ALL;
 
 -- name: job_durations
 CREATE OR REPLACE TABLE drs.job_durations AS
+WITH measured AS (
+    SELECT
+        domain_name, user_name, metric,
+        count(*) AS jobs,
+        avg(seconds) AS mean_s,
+        quantile_cont(seconds, 0.5) AS p50_s,
+        quantile_cont(seconds, 0.9) AS p90_s,
+        max(seconds) AS max_s,
+        quantile_cont(high_s - low_s, 0.5) AS resolution_s
+    FROM drs.duration_samples
+    GROUP BY ALL
+),
+waiting AS (
+    SELECT domain_name, user_name, metric, count(*) AS in_progress
+    FROM drs.durations_in_progress
+    GROUP BY ALL
+)
 SELECT
     domain_name, user_name, metric,
-    count(*) AS jobs,
-    avg(seconds) AS mean_s,
-    quantile_cont(seconds, 0.5) AS p50_s,
-    quantile_cont(seconds, 0.9) AS p90_s,
-    max(seconds) AS max_s
-FROM drs.duration_samples
-GROUP BY ALL
+    coalesce(m.jobs, 0) AS jobs, m.mean_s, m.p50_s, m.p90_s, m.max_s,
+    coalesce(w.in_progress, 0) AS in_progress, m.resolution_s
+FROM measured AS m
+FULL OUTER JOIN waiting AS w USING (domain_name, user_name, metric)
 ORDER BY ALL;

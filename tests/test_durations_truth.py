@@ -1,0 +1,226 @@
+"""The transitions and durations against the simulator's ground truth.
+
+The generated world knows when each job really changed status (its timeline);
+the history only knows what the syncs saw. Every bound the marts give must
+contain the truth: a change lies after its not_before and no later than its
+not_after, and each duration's true end lies within [low_s, high_s] of its start.
+Syncs here are closer together than the shortest stay the world makes (30 s), so
+no change goes unseen between two of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from drs_pipeline.drs.statuses import COMMIT_SUCCESS, VALIDATING
+from drs_pipeline.simulator import SimJob, WorldSettings
+from drs_pipeline.simulator.model import default_projects
+from drs_pipeline.warehouse.health import describe_violations, mart_violations
+from drs_pipeline.warehouse.marts import build_marts
+
+from .helpers import (
+    Simulator,
+    assert_history_invariants,
+    query,
+    settings_for,
+    start_simulator,
+    sync,
+)
+
+SYNC_EVERY_S = 15.0
+SYNCS = 120
+PRE_COMMIT = ("ASYNC_JOB_VALIDATING", "ASYNC_JOB_VALIDATE_FAILED", "AUTO_PARAM_VALIDATE_SUCCESS")
+
+
+@pytest.fixture(scope="module")
+def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Simulator, Path]]:
+    """Half an hour of a busy world (a job every 30 s per project), synced every 15 s."""
+    settings = WorldSettings(
+        seed=5,
+        projects=default_projects(5, count=2),
+        arrival_interval_s=30.0,
+        retention_s=4 * 3600.0,
+    )
+    server, simulator = start_simulator(settings)
+    tmp_path = tmp_path_factory.mktemp("truth")
+    database = tmp_path / "history.duckdb"
+    with server:
+        config = settings_for(simulator, tmp_path)
+        for _ in range(SYNCS):
+            assert sync(simulator, config, database).all_ok
+            simulator.clock.advance(SYNC_EVERY_S)
+        build_marts(database, stuck_thresholds_s={}, as_of=simulator.now())
+        assert_history_invariants(database)
+        with duckdb.connect(str(database), read_only=True) as con:
+            broken = mart_violations(con)
+        assert not broken, describe_violations(broken)
+        yield simulator, database
+
+
+def truth(simulator: Simulator, project_id: str, job_id: str) -> SimJob:
+    return simulator.world.get_job(project_id, job_id)
+
+
+def entered(job: SimJob, status: str, by: float) -> float:
+    """When the job last entered ``status`` at or before ``by``; the API's create_time
+    (to its precision) for the status it was created in."""
+    times = [at for at, s in job.timeline if s == status and at <= by]
+    assert times, f"{job.async_job_id} never in {status} by {by}"
+    return times[-1]
+
+
+def seconds(moment: datetime) -> float:
+    return moment.timestamp()
+
+
+def test_every_transition_lies_within_its_bounds(observed: tuple[Simulator, Path]) -> None:
+    simulator, database = observed
+    rows = query(
+        database,
+        "SELECT project_id, async_job_id, from_status, to_status, not_before, not_after, "
+        "create_time FROM drs.status_transitions JOIN drs.async_jobs "
+        "USING (project_id, async_job_id)",
+    )
+    changes = creations = unknown = 0
+    for project_id, job_id, from_status, to_status, not_before, not_after, created in rows:
+        job = truth(simulator, project_id, job_id)
+        if from_status is not None:
+            changed_at = entered(job, to_status, seconds(not_after))
+            assert seconds(not_before) < changed_at <= seconds(not_after), (job_id, to_status)
+            assert job.status_at(seconds(not_before)) == from_status
+            changes += 1
+        elif not_before is not None:
+            # Created in the start status: not_before is its create_time as served,
+            # to the second, and our clock is the server's here.
+            assert to_status == VALIDATING and not_before == created
+            assert seconds(not_before) <= job.create_time < seconds(not_before) + 1
+            creations += 1
+        else:
+            assert to_status != VALIDATING
+            unknown += 1
+    # The world did move, and the history began with jobs already under way.
+    assert changes > 100 and creations > 50 and unknown > 50
+
+
+def test_every_duration_contains_the_truth(observed: tuple[Simulator, Path]) -> None:
+    simulator, database = observed
+    rows = query(
+        database,
+        "SELECT project_id, async_job_id, metric, low_s, high_s, seconds, create_time "
+        "FROM drs.duration_samples JOIN drs.async_jobs USING (project_id, async_job_id)",
+    )
+    measured: dict[str, int] = {}
+    for project_id, job_id, metric, low_s, high_s, midpoint, created in rows:
+        job = truth(simulator, project_id, job_id)
+        origin = seconds(created)
+        assert 0 <= low_s <= high_s and midpoint == (low_s + high_s) / 2
+        if metric == "validation":
+            assert job.timeline[0][1] == VALIDATING
+            ended = job.timeline[1][0]
+            assert origin + low_s <= ended <= origin + high_s, (job_id, metric)
+        elif metric == "time_to_commit":
+            ended = entered(job, COMMIT_SUCCESS, float("inf"))
+            assert origin + low_s <= ended <= origin + high_s, (job_id, metric)
+        else:
+            measured_status = metric.removeprefix("dwell:")
+            # Each dwell sample is one stay: find it among the job's true stays.
+            stays = [
+                (at, job.timeline[i + 1][0])
+                for i, (at, status) in enumerate(job.timeline[:-1])
+                if status == measured_status
+            ]
+            starts = [origin if at == job.create_time else at for at, _ in stays]
+            assert any(
+                low_s <= end - start <= high_s
+                for start, (_, end) in zip(starts, stays, strict=True)
+            ), (job_id, metric, low_s, high_s, stays)
+        measured[metric] = measured.get(metric, 0) + 1
+    assert measured["validation"] > 50 and measured["time_to_commit"] > 5
+    assert measured["dwell:ASYNC_JOB_VALIDATE_FAILED"] > 0
+
+
+def test_the_bounds_are_as_sharp_as_the_syncs(observed: tuple[Simulator, Path]) -> None:
+    _, database = observed
+    # A change seen by consecutive syncs is bounded to one sync interval.
+    ((widest_change,),) = query(
+        database,
+        "SELECT max(epoch(not_after) - epoch(not_before)) FROM drs.status_transitions "
+        "WHERE from_status IS NOT NULL",
+    )
+    assert widest_change == SYNC_EVERY_S
+    # From the exact create_time, a duration is as sharp as its end: one interval;
+    # a stay between two changes, two.
+    resolutions = query(
+        database,
+        "SELECT DISTINCT metric LIKE 'dwell:%', resolution_s FROM drs.job_durations "
+        "WHERE jobs > 0 AND metric NOT IN ('dwell:ASYNC_JOB_VALIDATING') ORDER BY ALL",
+    )
+    assert resolutions == [(False, SYNC_EVERY_S), (True, 2 * SYNC_EVERY_S)]
+
+
+def test_stays_of_unknown_start_are_not_measured_and_unfinished_ones_are_counted(
+    observed: tuple[Simulator, Path],
+) -> None:
+    simulator, database = observed
+    # A job the first sync found was created before the history began: it may have
+    # been in a later round already, so even a validating one's start is unknown.
+    ((history_began,),) = query(database, "SELECT min(started_at) FROM drs.sync_runs")
+    transitions = query(
+        database,
+        "SELECT project_id, async_job_id, to_status, "
+        "from_status IS NOT NULL OR (not_before IS NOT NULL AND first_seen_at > ?), is_gone "
+        "FROM drs.status_transitions JOIN drs.async_jobs USING (project_id, async_job_id) "
+        "ORDER BY project_id, async_job_id, not_after",
+        [history_began + timedelta(seconds=SYNC_EVERY_S / 2)],
+    )
+    stays: dict[tuple[str, str], list[tuple[str, bool, bool]]] = {}
+    for project_id, job_id, status, start_known, is_gone in transitions:
+        stays.setdefault((project_id, job_id), []).append((status, start_known, is_gone))
+    # What the censoring rules say, computed from the transitions alone.
+    expected_samples: dict[tuple[str, str, str], int] = {}
+    expected_in_progress: set[tuple[str, str, str]] = set()
+    for key, job_stays in stays.items():
+        for i, (status, start_known, is_gone) in enumerate(job_stays):
+            ended = i < len(job_stays) - 1
+            starts_job = i == 0 and start_known and status == VALIDATING
+            if start_known and ended:
+                metric = (*key, f"dwell:{status}")
+                expected_samples[metric] = expected_samples.get(metric, 0) + 1
+            if starts_job and ended:
+                expected_samples[(*key, "validation")] = 1
+            if not ended and not is_gone and status in PRE_COMMIT:
+                if start_known:
+                    expected_in_progress.add((*key, f"dwell:{status}"))
+                if starts_job:
+                    expected_in_progress.add((*key, "validation"))
+    samples = query(
+        database,
+        "SELECT project_id, async_job_id, metric, count(*) FROM drs.duration_samples "
+        "WHERE metric <> 'time_to_commit' GROUP BY ALL",
+    )
+    assert {(p, j, m): n for p, j, m, n in samples} == expected_samples
+    in_progress = query(
+        database,
+        "SELECT project_id, async_job_id, metric, low_s, last_seen_at "
+        "FROM drs.durations_in_progress JOIN drs.async_jobs USING (project_id, async_job_id)",
+    )
+    assert {(p, j, m) for p, j, m, *_ in in_progress if m != "time_to_commit"} == (
+        expected_in_progress
+    )
+    # And the truth agrees: each was in its measured state when last seen.
+    for project_id, job_id, metric, low_s, last_seen in in_progress:
+        job = truth(simulator, project_id, job_id)
+        status_then = job.status_at(seconds(last_seen))
+        if metric == "validation":
+            assert [s for at, s in job.timeline if at <= seconds(last_seen)] == [VALIDATING]
+        elif metric == "time_to_commit":
+            assert status_then in PRE_COMMIT
+        else:
+            assert status_then == metric.removeprefix("dwell:")
+        assert low_s >= 0
+    assert len(expected_in_progress) > 10
