@@ -25,6 +25,7 @@ HISTORY_KEYS = {
 MART_KEYS = {
     dg.AssetKey(["drs", t])
     for t in (
+        "project_status",
         "status_counts",
         "status_counts_by_project",
         "duration_samples",
@@ -210,11 +211,20 @@ def test_job_lands_history_and_marts_with_metadata_and_checks(
         "|",
         "jobs",
         "|",
+        "as_of",
+        "|",
+        "stale",
+        "|",
     ]
     checks = check_results(result)
     assert {name for _, name in CHECKS} == set(checks)
     assert all(c.passed for c in checks.values())
     assert query(database, "SELECT sum(jobs) FROM drs.status_counts") == [(7,)]
+    # The marts know the configured projects from the run's settings.
+    assert query(
+        database,
+        "SELECT project_id, region, configured, last_outcome, stale FROM drs.project_status",
+    ) == [(project_id, "cn-south-2", True, "ok", False)]
 
 
 def test_a_failed_project_fails_the_run_but_the_rest_lands_in_history_and_marts(
@@ -236,6 +246,10 @@ def test_a_failed_project_fails_the_run_but_the_rest_lands_in_history_and_marts(
     (failure,) = result.get_step_failure_events()
     assert "every_project_synced_ok" in failure.step_key
     assert query(database, "SELECT sum(jobs) FROM drs.status_counts") == [(1,)]
+    # Never synced ok: stale from the first run.
+    assert query(
+        database, "SELECT project_id, configured, last_outcome, stale FROM drs.project_status"
+    ) == sorted([(good, True, "ok", False), ("e" * 32, True, "failed", True)])
 
 
 def test_configuration_error_fails_the_run_without_retry(tmp_path: Path, database: Path) -> None:
