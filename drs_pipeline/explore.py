@@ -74,13 +74,17 @@ def publication() -> pd.DataFrame:
 def status_counts(
     project_id: str | None = None, domain_name: str | None = None, user_name: str | None = None
 ) -> pd.DataFrame:
-    """Jobs present now per tenant, user and status (as ``drs.status_counts``)."""
+    """Jobs present now per tenant, user and status in the configured projects (as
+    ``drs.status_counts``): ``as_of`` the oldest last ok sync of the row's projects,
+    ``stale`` if one of them is stale."""
     where, params = _where(project_id=project_id, domain_name=domain_name, user_name=user_name)
     return _query(
         f"""
-        SELECT domain_name, user_name, status, sum(jobs)::BIGINT AS jobs
+        SELECT domain_name, user_name, status, sum(jobs)::BIGINT AS jobs,
+               CASE WHEN bool_and(as_of IS NOT NULL) THEN min(as_of) END AS as_of,
+               bool_or(stale) AS stale
         FROM drs.status_counts_by_project {where}
-        GROUP BY ALL ORDER BY ALL
+        GROUP BY domain_name, user_name, status ORDER BY ALL
         """,  # noqa: S608 - only our column names are interpolated
         params,
     )
@@ -92,18 +96,15 @@ def durations(
     domain_name: str | None = None,
     user_name: str | None = None,
 ) -> pd.DataFrame:
-    """Duration statistics per tenant, user and metric (as ``drs.job_durations``)."""
+    """Duration statistics per tenant, user and metric, with the jobs still in progress
+    and the samples' resolution (``drs.job_durations``); with ``project_id``, that
+    project's (``drs.job_durations_by_project``)."""
+    table = "job_durations_by_project" if project_id is not None else "job_durations"
     where, params = _where(
         metric=metric, project_id=project_id, domain_name=domain_name, user_name=user_name
     )
     return _query(
-        f"""
-        SELECT domain_name, user_name, metric, count(*) AS jobs, avg(seconds) AS mean_s,
-               quantile_cont(seconds, 0.5) AS p50_s, quantile_cont(seconds, 0.9) AS p90_s,
-               max(seconds) AS max_s
-        FROM drs.duration_samples {where}
-        GROUP BY ALL ORDER BY ALL
-        """,  # noqa: S608 - only our column names are interpolated
+        f"SELECT * FROM drs.{table} {where} ORDER BY ALL",  # noqa: S608 - our names only
         params,
     )
 
@@ -127,7 +128,8 @@ def duration_samples(
 def stuck_jobs(
     project_id: str | None = None, domain_name: str | None = None, user_name: str | None = None
 ) -> pd.DataFrame:
-    """Jobs stuck past their status's threshold, longest first (``drs.stuck_jobs``)."""
+    """Jobs stuck past their status's threshold, longest first (``drs.stuck_jobs``):
+    ``stuck_for_s`` up to the job's last observation, ``as_of`` and ``stale`` its project's."""
     where, params = _where(project_id=project_id, domain_name=domain_name, user_name=user_name)
     return _query(
         f"SELECT * FROM drs.stuck_jobs {where} ORDER BY stuck_for_s DESC",  # noqa: S608

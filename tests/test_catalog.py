@@ -75,7 +75,10 @@ def test_the_published_copy_holds_every_table_of_the_catalog(job_run: Path) -> N
 
 
 def test_each_mart_statement_builds_a_mart_of_the_catalog() -> None:
-    assert sorted(mart.table for mart in marts.MARTS) == sorted(t.name for t in catalog.MARTS)
+    built = [mart.table for mart in marts.MARTS if not mart.temporary]
+    assert sorted(built) == sorted(t.name for t in catalog.MARTS)
+    # The statements that prepare them make temporary objects only.
+    assert {mart.table for mart in marts.MARTS if mart.temporary} == {"job_clock", "job_steps"}
 
 
 def test_tables_are_found_by_name() -> None:

@@ -25,6 +25,7 @@ HISTORY_KEYS = {
 MART_KEYS = {
     dg.AssetKey(["drs", t])
     for t in (
+        "project_status",
         "status_counts",
         "status_counts_by_project",
         "status_transitions",
@@ -119,7 +120,11 @@ def test_table_assets_show_their_name_columns_owners_and_tags_in_the_catalog() -
     assert gone_at.type == "TIMESTAMP WITH TIME ZONE"
     assert gone_at.constraints.nullable
     runs = graph.get(dg.AssetKey(["drs", "sync_runs"])).metadata["dagster/column_schema"]
-    assert [c.name for c in runs.columns][-2:] == ["rejected_records", "requests"]
+    assert [c.name for c in runs.columns][-3:] == [
+        "rejected_records",
+        "requests",
+        "server_clock_offset_s",
+    ]
     snapshot = graph.get(dg.AssetKey(["drs", "published_snapshot"]))
     assert snapshot.owners == ["team:drs-pipeline"]
     assert snapshot.tags == {"domain": "drs", "layer": "publish", "dagster/kind/duckdb": ""}
@@ -213,11 +218,20 @@ def test_job_lands_history_and_marts_with_metadata_and_checks(
         "|",
         "jobs",
         "|",
+        "as_of",
+        "|",
+        "stale",
+        "|",
     ]
     checks = check_results(result)
     assert {name for _, name in CHECKS} == set(checks)
     assert all(c.passed for c in checks.values())
     assert query(database, "SELECT sum(jobs) FROM drs.status_counts") == [(7,)]
+    # The marts know the configured projects from the run's settings.
+    assert query(
+        database,
+        "SELECT project_id, region, configured, last_outcome, stale FROM drs.project_status",
+    ) == [(project_id, "cn-south-2", True, "ok", False)]
 
 
 def test_a_failed_project_fails_the_run_but_the_rest_lands_in_history_and_marts(
@@ -239,6 +253,10 @@ def test_a_failed_project_fails_the_run_but_the_rest_lands_in_history_and_marts(
     (failure,) = result.get_step_failure_events()
     assert "every_project_synced_ok" in failure.step_key
     assert query(database, "SELECT sum(jobs) FROM drs.status_counts") == [(1,)]
+    # Never synced ok: stale from the first run.
+    assert query(
+        database, "SELECT project_id, configured, last_outcome, stale FROM drs.project_status"
+    ) == sorted([(good, True, "ok", False), ("e" * 32, True, "failed", True)])
 
 
 def test_configuration_error_fails_the_run_without_retry(tmp_path: Path, database: Path) -> None:

@@ -105,7 +105,7 @@ SQL_EXAMPLES = [(str(b), b.body) for b in _blocks("sql")] + [
 def test_the_docs_hold_examples_of_each_kind() -> None:
     # What the tests below check is there to check: a parser gone blind would pass.
     assert len(DRS_YAML_BLOCKS) == 3
-    assert len(SQL_EXAMPLES) == 11
+    assert len(SQL_EXAMPLES) == 12
     assert [p.relative_to(ROOT).as_posix() for p in DOCS] == [
         "README.md",
         "docs/configuration.md",
@@ -179,7 +179,13 @@ def demo_copy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         time.sleep(1)
     assert changed >= 2 and gone >= 1, "the demo's world did not move in 40 syncs"
     now = datetime.now(UTC)
-    build_marts(database, stuck_thresholds_s=settings.stuck_thresholds_s, as_of=now)
+    build_marts(
+        database,
+        stuck_thresholds_s=settings.stuck_thresholds_s,
+        as_of=now,
+        configured_projects={p.project_id: p.region for p in settings.projects},
+        freshness_minutes=settings.freshness_minutes,
+    )
     copy = database.with_name("drs_history_published.duckdb")
     publish(database, copy, published_at=now)
     yield copy

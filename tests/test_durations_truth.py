@@ -19,7 +19,7 @@ import pytest
 
 from drs_pipeline.drs.statuses import COMMIT_SUCCESS, VALIDATING
 from drs_pipeline.simulator import SimJob, WorldSettings
-from drs_pipeline.simulator.model import default_projects
+from drs_pipeline.simulator.model import ANCHOR_2026, default_projects
 from drs_pipeline.warehouse.health import describe_violations, mart_violations
 from drs_pipeline.warehouse.marts import build_marts
 
@@ -47,6 +47,8 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Simulat
         retention_s=4 * 3600.0,
     )
     server, simulator = start_simulator(settings)
+    # A fixed moment, so that the same jobs move the same way on every run.
+    simulator.clock.set(ANCHOR_2026 + 90 * 86400.0)
     tmp_path = tmp_path_factory.mktemp("truth")
     database = tmp_path / "history.duckdb"
     with server:
@@ -54,7 +56,13 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Simulat
         for _ in range(SYNCS):
             assert sync(simulator, config, database).all_ok
             simulator.clock.advance(SYNC_EVERY_S)
-        build_marts(database, stuck_thresholds_s={}, as_of=simulator.now())
+        build_marts(
+            database,
+            stuck_thresholds_s={},
+            as_of=simulator.now(),
+            configured_projects={p.project_id: p.region for p in config.projects},
+            freshness_minutes=config.freshness_minutes,
+        )
         assert_history_invariants(database)
         with duckdb.connect(str(database), read_only=True) as con:
             broken = mart_violations(con)

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from drs_pipeline.config import DEFAULT_FRESHNESS_MINUTES, Settings
 from drs_pipeline.drs.statuses import (
     COMMIT_SUCCESS,
     VALIDATE_FAILED,
     VALIDATE_SUCCESS,
     VALIDATING,
 )
+from drs_pipeline.simulator import ScriptedFault
 from drs_pipeline.warehouse.health import mart_violations
 from drs_pipeline.warehouse.marts import build_marts
 
@@ -67,32 +70,53 @@ def history(simulator: Simulator, tmp_path: Path, database: Path) -> dict[str, o
                 world.set_status(project, ids[name], move)
         assert sync(simulator, settings, database).all_ok
         simulator.clock.advance(60)
-    return {"ids": ids, "start": start, "project": project}
+    return {"ids": ids, "start": start, "project": project, "settings": settings}
 
 
-def build(simulator: Simulator, database: Path, **thresholds_s: float) -> dict[str, int]:
+def at(seconds: float) -> datetime:
+    """A simulator clock reading as the marts return it."""
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def build(
+    simulator: Simulator, database: Path, settings: Settings | None = None, **thresholds_s: float
+) -> dict[str, int]:
+    """The marts as of the simulator's now, for the projects and freshness of ``settings``
+    (by default every project of the simulator, as write_config configures them)."""
+    configured = (
+        {p.project_id: p.region for p in settings.projects}
+        if settings
+        else dict.fromkeys(simulator.project_ids, "cn-south-2")
+    )
     return build_marts(
         database,
         stuck_thresholds_s=thresholds_s or {VALIDATE_SUCCESS: 3600.0},
         as_of=simulator.now(),
+        configured_projects=configured,
+        freshness_minutes=settings.freshness_minutes if settings else DEFAULT_FRESHNESS_MINUTES,
     )
 
 
 def test_status_counts_exclude_gone_jobs(
     simulator: Simulator, database: Path, history: dict[str, object]
 ) -> None:
-    build(simulator, database)
+    start = history["start"]
+    assert isinstance(start, float)
+    build(simulator, database, history["settings"])
+    # As of the last sync (t3); 60 s later, well within freshness_minutes (15).
+    last_sync = at(start + 180)
     assert query(database, "FROM drs.status_counts") == [
-        ("tenant-a", "user-1", VALIDATING, 1),
-        ("tenant-a", "user-1", VALIDATE_SUCCESS, 1),
-        ("tenant-a", "user-1", COMMIT_SUCCESS, 2),
-        ("tenant-b", "user-3", VALIDATE_FAILED, 1),
+        ("tenant-a", "user-1", VALIDATING, 1, last_sync, False),
+        ("tenant-a", "user-1", VALIDATE_SUCCESS, 1, last_sync, False),
+        ("tenant-a", "user-1", COMMIT_SUCCESS, 2, last_sync, False),
+        ("tenant-b", "user-3", VALIDATE_FAILED, 1, last_sync, False),
     ]
     by_project = query(
         database,
-        "SELECT project_id, region, sum(jobs) FROM drs.status_counts_by_project GROUP BY ALL",
+        "SELECT project_id, region, as_of, stale, sum(jobs) "
+        "FROM drs.status_counts_by_project GROUP BY ALL",
     )
-    assert by_project == [(history["project"], "cn-south-2", 5)]
+    assert by_project == [(history["project"], "cn-south-2", last_sync, False, 5)]
 
 
 def test_transitions_are_bounded_by_the_observations_around_them(
@@ -273,35 +297,139 @@ def test_the_mart_checks_name_what_breaks_the_bounds(
     }
 
 
+STUCK = (
+    "SELECT async_job_id, status, status_since, stuck_for_s, age_s, threshold_s, as_of, stale "
+    "FROM drs.stuck_jobs"
+)
+
+
 def test_stuck_jobs_use_configured_thresholds(
     simulator: Simulator, database: Path, history: dict[str, object]
 ) -> None:
-    ids = history["ids"]
-    assert isinstance(ids, dict)
-    # B validated at t3; as of now (t3 + 60 s) it has waited 60 s for a commit.
-    build(simulator, database, **{VALIDATE_SUCCESS: 30.0, VALIDATE_FAILED: 3600.0})
-    stuck = query(
-        database, "SELECT async_job_id, status, stuck_for_s, threshold_s FROM drs.stuck_jobs"
-    )
-    assert stuck == [(ids["B"], VALIDATE_SUCCESS, 60.0, 30.0)]
-    build(simulator, database, **{VALIDATE_SUCCESS: 90.0})
+    ids, start, settings = history["ids"], history["start"], history["settings"]
+    assert isinstance(ids, dict) and isinstance(start, float)
+    # Last seen at t3 = t0 + 180 s: E validation failed since t2, B validated since t3,
+    # C committed since t0. Created: E at t0 - 10, C at t0 - 30.
+    build(simulator, database, settings, **{VALIDATE_SUCCESS: 30.0, VALIDATE_FAILED: 30.0})
+    assert query(database, STUCK) == [
+        (ids["E"], VALIDATE_FAILED, at(start + 120), 60.0, 190.0, 30.0, at(start + 180), False)
+    ]
+    build(simulator, database, settings, **{VALIDATE_FAILED: 60.0, COMMIT_SUCCESS: 180.0})
     assert query(database, "SELECT count(*) FROM drs.stuck_jobs") == [(0,)]
+    build(simulator, database, settings, **{VALIDATE_FAILED: 59.0, COMMIT_SUCCESS: 179.0})
+    assert query(database, "SELECT async_job_id, stuck_for_s FROM drs.stuck_jobs") == [
+        (ids["C"], 180.0),
+        (ids["E"], 60.0),
+    ]
+
+
+def test_stuck_for_s_does_not_grow_while_nobody_looks(
+    simulator: Simulator, database: Path, history: dict[str, object]
+) -> None:
+    ids, start, settings = history["ids"], history["start"], history["settings"]
+    assert isinstance(ids, dict) and isinstance(start, float) and isinstance(settings, Settings)
+    thresholds = {VALIDATE_SUCCESS: 30.0, VALIDATE_FAILED: 30.0}
+    # An hour after the last sync (t3) without another: the same lower bound, now stale.
     simulator.clock.advance(3600)
-    build(simulator, database, **{VALIDATE_SUCCESS: 90.0, VALIDATE_FAILED: 3600.0})
-    stuck_ids = {row[0] for row in query(database, "SELECT async_job_id FROM drs.stuck_jobs")}
-    assert stuck_ids == {ids["B"], ids["E"]}
+    build(simulator, database, settings, **thresholds)
+    assert query(database, STUCK) == [
+        (ids["E"], VALIDATE_FAILED, at(start + 120), 60.0, 190.0, 30.0, at(start + 180), True)
+    ]
+    # A sync at t3 + 3660 s sees both still there: B has waited that long for its commit
+    # (created at t0 - 50; E at t0 - 10).
+    assert sync(simulator, settings, database).all_ok
+    build(simulator, database, settings, **thresholds)
+    now = start + 180 + 3660
+    assert query(database, STUCK) == [
+        (ids["E"], VALIDATE_FAILED, at(start + 120), 3720.0, 3850.0, 30.0, at(now), False),
+        (ids["B"], VALIDATE_SUCCESS, at(start + 180), 3660.0, 3890.0, 30.0, at(now), False),
+    ]
 
 
 def test_marts_rebuild_whole_and_are_idempotent(
     simulator: Simulator, database: Path, history: dict[str, object]
 ) -> None:
-    first = build(simulator, database)
+    first = build(simulator, database, history["settings"])
     snapshot = query(database, "FROM drs.job_durations ORDER BY ALL")
-    second = build(simulator, database)
+    second = build(simulator, database, history["settings"])
     assert first == second
     assert query(database, "FROM drs.job_durations ORDER BY ALL") == snapshot
 
 
 def test_marts_on_an_empty_database(tmp_path: Path, simulator: Simulator) -> None:
-    counts = build(simulator, tmp_path / "empty.duckdb")
+    project = simulator.project_ids[0]
+    settings = settings_for(simulator, tmp_path, [project])
+    database = tmp_path / "empty.duckdb"
+    counts = build(simulator, database, settings)
+    # Only the configured project, never synced: stale, since nothing of it is current.
+    assert counts.pop("project_status") == 1
     assert counts and set(counts.values()) == {0}
+    assert query(database, "FROM drs.project_status") == [
+        (project, "cn-south-2", True, None, None, None, True)
+    ]
+
+
+# -- projects that stop syncing: removed from the file, or failing -----------------------
+
+
+PROJECT_STATUS = (
+    "SELECT project_id, region, configured, last_ok_sync_at, last_sync_at, last_outcome, "
+    "stale FROM drs.project_status"
+)
+
+
+def test_projects_removed_or_failing_leave_the_marts_or_go_stale(
+    simulator: Simulator, tmp_path: Path, database: Path
+) -> None:
+    """Three projects with one validating job each, under one owner, synced ok at t0 and
+    t0 + 60 s. Then ``removed`` leaves the file and ``failing`` fails every sync: at
+    t0 + 120 s it is not stale yet (freshness_minutes: 5); at t0 + 420 s it is, its rows
+    as of its last ok sync, and its job's stuck_for_s frozen at what that sync saw."""
+    kept, removed, failing = simulator.project_ids[:3]
+    t0 = simulator.clock.now()
+    jobs = {
+        project: simulator.world.add_job(project, create_time=t0 - 10, **OWNER).async_job_id
+        for project in (kept, removed, failing)
+    }
+    every = settings_for(simulator, tmp_path, [kept, removed, failing], freshness_minutes=5)
+    for _ in range(2):
+        assert sync(simulator, every, database).all_ok
+        simulator.clock.advance(60)
+    settings = settings_for(simulator, tmp_path, [kept, failing], freshness_minutes=5)
+    simulator.faults.script(ScriptedFault(status=403, project_id=failing, times=99))
+    thresholds = {VALIDATING: 30.0}
+
+    report = sync(simulator, settings, database)
+    assert [p.run.outcome for p in report.projects] == ["ok", "failed"]
+    build(simulator, database, settings, **thresholds)
+    t1, t2 = at(t0 + 60), at(t0 + 120)
+    assert query(database, PROJECT_STATUS) == sorted(
+        [
+            (kept, "cn-south-2", True, t2, t2, "ok", False),
+            (removed, "cn-south-2", False, t1, t1, "ok", False),
+            (failing, "cn-south-2", True, t1, t2, "failed", False),
+        ]
+    )
+
+    simulator.clock.advance(300)
+    report = sync(simulator, settings, database)
+    assert [p.run.outcome for p in report.projects] == ["ok", "failed"]
+    build(simulator, database, settings, **thresholds)
+    t3 = at(t0 + 420)
+    assert query(database, PROJECT_STATUS) == sorted(
+        [
+            (kept, "cn-south-2", True, t3, t3, "ok", False),
+            (removed, "cn-south-2", False, t1, t1, "ok", True),
+            (failing, "cn-south-2", True, t1, t3, "failed", True),
+        ]
+    )
+    # One row for the owner's two configured projects: as of the older, and stale.
+    assert query(database, "FROM drs.status_counts") == [
+        ("tenant-a", "user-1", VALIDATING, 2, t1, True)
+    ]
+    assert query(
+        database, "SELECT project_id, jobs, as_of, stale FROM drs.status_counts_by_project"
+    ) == sorted([(kept, 1, t3, False), (failing, 1, t1, True)])
+    assert query(
+        database, "SELECT async_job_id, stuck_for_s, age_s, as_of, stale FROM drs.stuck_jobs"
+    ) == [(jobs[kept], 420.0, 430.0, t3, False), (jobs[failing], 60.0, 70.0, t1, True)]

@@ -153,6 +153,13 @@ SYNC_RUNS = Table(
             "NULL in rows written before it was counted.",
             nullable=True,
         ),
+        _c(
+            "server_clock_offset_s",
+            "DOUBLE",
+            "The API server's clock less ours, in seconds, from the Date header of its "
+            "answers; NULL when it sent none.",
+            nullable=True,
+        ),
     ),
 )
 
@@ -167,16 +174,67 @@ REJECTED_RECORDS = Table(
     ),
 )
 
+PROJECT_STATUS = Table(
+    "project_status",
+    "Every project in the history or the configuration: whether it is configured, its "
+    "last syncs, and whether it is stale.",
+    _mart(
+        _PROJECT,
+        _c("region", "VARCHAR", "The configured region, else the one its jobs were synced with."),
+        _c(
+            "configured",
+            "BOOLEAN",
+            "In the configuration now; the marts of what is present cover only these.",
+        ),
+        _c(
+            "last_ok_sync_at",
+            "TIMESTAMP WITH TIME ZONE",
+            "When its latest ok sync finished; NULL if it never synced ok.",
+        ),
+        _c(
+            "last_sync_at",
+            "TIMESTAMP WITH TIME ZONE",
+            "When its latest sync finished, whatever the outcome; NULL if never synced.",
+        ),
+        _c("last_outcome", "VARCHAR", "The outcome of its latest sync; NULL if never synced."),
+        _c(
+            "stale",
+            "BOOLEAN",
+            "No ok sync finished within freshness_minutes before the marts were rebuilt.",
+        ),
+    ),
+)
+
+_AS_OF = _c(
+    "as_of",
+    "TIMESTAMP WITH TIME ZONE",
+    "When the project's latest ok sync finished: the row is at least as current as that.",
+)
+_STALE = _c("stale", "BOOLEAN", "The project is stale (drs.project_status).")
+_JOBS_NOW = _c("jobs", "BIGINT", "Jobs present, as last observed.")
+
 STATUS_COUNTS_BY_PROJECT = Table(
     "status_counts_by_project",
     "status_counts with project_id and region.",
-    _mart(_PROJECT, _REGION, _DOMAIN, _USER, _STATUS, _c("jobs", "BIGINT", "Jobs present now.")),
+    _mart(_PROJECT, _REGION, _DOMAIN, _USER, _STATUS, _JOBS_NOW, _AS_OF, _STALE),
 )
 
 STATUS_COUNTS = Table(
     "status_counts",
-    "Jobs present now per tenant, user and status.",
-    _mart(_DOMAIN, _USER, _STATUS, _c("jobs", "BIGINT", "Jobs present now.")),
+    "Jobs present now per tenant, user and status, in the configured projects.",
+    _mart(
+        _DOMAIN,
+        _USER,
+        _STATUS,
+        _JOBS_NOW,
+        _c(
+            "as_of",
+            "TIMESTAMP WITH TIME ZONE",
+            "The oldest as_of of the row's projects (drs.status_counts_by_project); NULL if one "
+            "of them never synced ok.",
+        ),
+        _c("stale", "BOOLEAN", "One of the row's projects is stale (drs.project_status)."),
+    ),
 )
 
 STATUS_TRANSITIONS = Table(
@@ -249,7 +307,8 @@ JOB_DURATIONS = Table(
 
 STUCK_JOBS = Table(
     "stuck_jobs",
-    "Jobs present now that stayed in a status longer than its threshold.",
+    "Jobs present now, in the configured projects, that stayed in a status longer than "
+    "its threshold.",
     _mart(
         _PROJECT,
         _REGION,
@@ -262,11 +321,18 @@ STUCK_JOBS = Table(
         _c(
             "stuck_for_s",
             "DOUBLE",
-            "Seconds in the status, from its first observation (a lower bound).",
+            "Seconds in the status, from its first observation to the job's last one "
+            "(a lower bound; it does not grow while nobody looks).",
         ),
-        _c("age_s", "DOUBLE", "Seconds since creation (an upper bound of the stay)."),
+        _c(
+            "age_s",
+            "DOUBLE",
+            "Seconds from creation to the job's last observation (an upper bound of the stay "
+            "until then).",
+        ),
         _c("threshold_s", "DOUBLE", "The status's threshold (stuck_after_minutes), in seconds."),
-        _c("as_of", "TIMESTAMP WITH TIME ZONE", "When the marts were rebuilt."),
+        _AS_OF,
+        _STALE,
     ),
 )
 
@@ -293,6 +359,7 @@ PUBLICATION = Table(
 HISTORY = (ASYNC_JOBS, ASYNC_JOB_HISTORY, SYNC_RUNS, REJECTED_RECORDS)
 # Rebuilt from the history after each sync (marts/*.sql).
 MARTS = (
+    PROJECT_STATUS,
     STATUS_COUNTS,
     STATUS_COUNTS_BY_PROJECT,
     STATUS_TRANSITIONS,

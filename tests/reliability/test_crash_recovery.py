@@ -53,7 +53,13 @@ print("ready", flush=True)
 sys.stdin.readline()
 run_sync(settings, database)
 print("synced", flush=True)
-build_marts(database, stuck_thresholds_s=settings.stuck_thresholds_s, as_of=datetime.now(UTC))
+build_marts(
+    database,
+    stuck_thresholds_s=settings.stuck_thresholds_s,
+    as_of=datetime.now(UTC),
+    configured_projects={p.project_id: p.region for p in settings.projects},
+    freshness_minutes=settings.freshness_minutes,
+)
 print("marts", flush=True)
 publish(database, published, published_at=datetime.now(UTC))
 print("published", flush=True)

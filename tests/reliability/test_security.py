@@ -445,7 +445,11 @@ def test_api_values_land_verbatim_and_are_never_sql(
 
     report = run_sync(settings, database, retry=QUICK_RETRY)
     build_marts(
-        database, stuck_thresholds_s=settings.stuck_thresholds_s, as_of=dt.datetime.now(dt.UTC)
+        database,
+        stuck_thresholds_s=settings.stuck_thresholds_s,
+        as_of=dt.datetime.now(dt.UTC),
+        configured_projects={p.project_id: p.region for p in settings.projects},
+        freshness_minutes=settings.freshness_minutes,
     )
 
     assert report.all_ok, report.projects[0].run.error

@@ -1,4 +1,4 @@
-"""The marts: status counts, durations and stuck jobs, rebuilt from the history."""
+"""The marts: project status, status counts, durations and stuck jobs, rebuilt from the history."""
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,12 +14,13 @@ from drs_pipeline.warehouse.catalog import (
     ASYNC_JOBS,
     JOB_DURATIONS,
     MARTS,
+    PROJECT_STATUS,
     STATUS_COUNTS,
     STUCK_JOBS,
 )
 from drs_pipeline.warehouse.marts import build_marts
 
-PREVIEWED = (STATUS_COUNTS, JOB_DURATIONS, STUCK_JOBS)
+PREVIEWED = (PROJECT_STATUS, STATUS_COUNTS, JOB_DURATIONS, STUCK_JOBS)
 
 
 @dg.multi_asset(
@@ -27,6 +28,8 @@ PREVIEWED = (STATUS_COUNTS, JOB_DURATIONS, STUCK_JOBS)
         MARTS,
         group_name="marts",
         kinds={"duckdb", "sql", "table"},
+        # Not drs/sync_runs, though project_status reads it: its blocking check fails
+        # on a failed project, and the marts must still rebuild (and flag it stale).
         deps=[table_key(ASYNC_JOBS), table_key(ASYNC_JOB_HISTORY)],
     ),
     name="drs_marts",
@@ -35,13 +38,15 @@ PREVIEWED = (STATUS_COUNTS, JOB_DURATIONS, STUCK_JOBS)
 def drs_marts(
     drs_api: DrsApiResource, history_db: HistoryDatabaseResource
 ) -> Iterator[dg.MaterializeResult[None]]:
-    """Rebuild every mart from drs.async_jobs and drs.async_job_history in one transaction."""
+    """Rebuild every mart from the history and the configured projects in one transaction."""
     settings = drs_api.settings_for_run()
     database = history_db.resolved_path()
     counts = build_marts(
         database,
         stuck_thresholds_s=settings.stuck_thresholds_s,
         as_of=datetime.now(UTC),
+        configured_projects={p.project_id: p.region for p in settings.projects},
+        freshness_minutes=settings.freshness_minutes,
         lock_timeout_s=history_db.lock_timeout_s,
     )
     with history_db.get_connection(read_only=True) as con:

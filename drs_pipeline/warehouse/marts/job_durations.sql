@@ -67,9 +67,9 @@ FROM measured AS m
 JOIN drs.async_jobs AS j USING (project_id, async_job_id);
 
 -- name: durations_in_progress
--- Present jobs whose duration is still being measured: validating since they were
--- first seen, not committed yet, or in a stay that began in sight and has not
--- ended. Stays in COMMIT_SUCCESS, legacy or unknown statuses are not in progress:
+-- Present jobs of the configured projects whose duration is still being measured:
+-- validating since they were seen to start, not committed yet, or in a stay that
+-- began in sight and has not ended. Stays in COMMIT_SUCCESS, legacy or unknown statuses are not in progress:
 -- they are where jobs end. low_s is the time taken so far: a lower bound of what
 -- will be measured.
 CREATE OR REPLACE TABLE drs.durations_in_progress AS
@@ -80,7 +80,7 @@ WITH current_steps AS (
     FROM job_steps AS s
     JOIN job_clock AS c USING (project_id, async_job_id)
     JOIN drs.async_jobs AS j USING (project_id, async_job_id)
-    WHERE NOT j.is_gone
+    WHERE NOT j.is_gone AND j.project_id IN (SELECT project_id FROM configured_projects)
     WINDOW job AS (PARTITION BY s.project_id, s.async_job_id)
 ),
 waiting AS (
