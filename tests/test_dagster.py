@@ -116,7 +116,11 @@ def test_table_assets_show_their_name_columns_owners_and_tags_in_the_catalog() -
     assert gone_at.type == "TIMESTAMP WITH TIME ZONE"
     assert gone_at.constraints.nullable
     runs = graph.get(dg.AssetKey(["drs", "sync_runs"])).metadata["dagster/column_schema"]
-    assert [c.name for c in runs.columns][-2:] == ["rejected_records", "requests"]
+    assert [c.name for c in runs.columns][-3:] == [
+        "rejected_records",
+        "requests",
+        "server_clock_offset_s",
+    ]
     snapshot = graph.get(dg.AssetKey(["drs", "published_snapshot"]))
     assert snapshot.owners == ["team:drs-pipeline"]
     assert snapshot.tags == {"domain": "drs", "layer": "publish", "dagster/kind/duckdb": ""}

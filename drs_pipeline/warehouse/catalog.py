@@ -134,6 +134,15 @@ SYNC_RUNS = Table(
             "NULL in rows written before it was counted.",
             nullable=True,
         ),
+        _c(
+            "server_clock_offset_s",
+            "DOUBLE",
+            "The API server's clock minus ours, in seconds: the median over the project's "
+            "pages of their Date header (+0.5 s, its resolution centred) minus when we "
+            "read them. NULL when the server sent no Date, or in rows written before "
+            "it was recorded.",
+            nullable=True,
+        ),
     ),
 )
 
