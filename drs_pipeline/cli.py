@@ -199,6 +199,13 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         help="stop the world clock at this instant (default: wall time)",
     )
     simulator.add_argument(
+        "--clock-skew-s",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="run the server's clock (listings, create_time, Date) this far ahead (<0: behind)",
+    )
+    simulator.add_argument(
         "--max-page",
         type=int,
         metavar="N",
@@ -244,6 +251,11 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         default=0.0,
         metavar="SECONDS",
         help="send a list answer's body one byte every SECONDS after its headers",
+    )
+    simulator.add_argument(
+        "--no-date-header",
+        action="store_true",
+        help="send no Date header, as a server without a clock",
     )
     simulator.set_defaults(handler=_simulator_command)
 
@@ -521,6 +533,7 @@ def _simulator_command(args: argparse.Namespace) -> int:
     from drs_pipeline.simulator import (
         Faults,
         ManualClock,
+        SkewedClock,
         WallClock,
         WorldSettings,
         build_simulator,
@@ -531,7 +544,12 @@ def _simulator_command(args: argparse.Namespace) -> int:
 
     try:
         ways_in = _simulator_credentials(args)
-        world = WorldSettings(seed=args.seed, speed=args.speed, tie_share=args.tie_share)
+        world = WorldSettings(
+            seed=args.seed,
+            speed=args.speed,
+            tie_share=args.tie_share,
+            clock_skew_s=args.clock_skew_s,
+        )
         faults = Faults(
             latency_s=args.latency_ms / 1000,
             rate_429=args.rate_429,
@@ -548,19 +566,21 @@ def _simulator_command(args: argparse.Namespace) -> int:
             total_count=args.total_count,
             ignore_offset=args.ignore_offset,
             trickle_s=args.trickle,
+            no_date_header=args.no_date_header,
         )
     except ValueError as exc:
         print(f"drs-pipeline simulator: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     token = ways_in.get("token")
     # A frozen world still signs and expires in real time: the gateway's date check and
-    # IAM's token lifetimes read the wall clock.
+    # IAM's token lifetimes read the wall clock, as skewed as the rest of the server.
     clock = ManualClock(args.frozen_at) if args.frozen_at is not None else None
     app = build_simulator(world, faults=faults, tokens={token} if token else set(), clock=clock)
+    wall = SkewedClock(WallClock(), args.clock_skew_s)
     if "ak" in ways_in:
-        app.gateway = AkSkGateway({ways_in["ak"]: AccessKey(ways_in["sk"])}, WallClock())
+        app.gateway = AkSkGateway({ways_in["ak"]: AccessKey(ways_in["sk"])}, wall)
     if "password" in ways_in:
-        app.iam = SimIam(WallClock())
+        app.iam = SimIam(wall)
         domain_name, user_name = args.iam_user.split("/", 1)
         app.iam.add_user(domain_name, user_name, ways_in["password"])
     url = f"http://{args.host}:{args.port}"
@@ -570,6 +590,8 @@ def _simulator_command(args: argparse.Namespace) -> int:
     print("accepting: " + ", ".join(_describe_ways_in(args, ways_in, url)))
     if args.frozen_at is not None:
         print(f"world clock frozen at {args.frozen_at}")
+    if args.clock_skew_s:
+        print(f"server clock skewed by {args.clock_skew_s:+g} s (listings, create_time, Date)")
     run_forever(app, args.host, args.port)
     return EXIT_OK
 

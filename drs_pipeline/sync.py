@@ -29,6 +29,7 @@ from drs_pipeline.config import (
 )
 from drs_pipeline.drs.absence import CONTROLS, Absence, confirm_absent, jobs_settled_by
 from drs_pipeline.drs.client import DrsClient, Page, PagingPolicy, ProjectTarget, utc_now
+from drs_pipeline.drs.clock import server_clock_offset_s
 from drs_pipeline.drs.errors import DrsError
 from drs_pipeline.drs.listing import Listing, job_id_of, list_again, list_project
 from drs_pipeline.drs.retry import RetryPolicy
@@ -262,7 +263,7 @@ async def _sync_project(
     async def failed(
         error: str, error_code: str | None = None, request_id: str | None = None
     ) -> ProjectResult:
-        pages = len(listing.pages) if listing else 0
+        pages = listing.pages if listing else []
         return await _record_failure(
             sync_id,
             project,
@@ -306,6 +307,7 @@ async def _sync_project(
             jobs_seen=len(normalized.jobs),
             total_count=listing.total_count,
             requests=requests(),
+            server_clock_offset_s=server_clock_offset_s(observations),
         )
         gone_at = clock()
         recorded = await writer.merge(ProjectSync(run, normalized, confirmed_gone, gone_at))
@@ -420,7 +422,7 @@ async def _record_failure(
     writer: BatchingWriter,
     started_at: datetime,
     clock: Callable[[], datetime],
-    pages: int,
+    pages: list[Page],
     requests: int,
     error: str,
     *,
@@ -434,10 +436,12 @@ async def _record_failure(
         finished_at=clock(),
         outcome=FAILED,
         error=error,
-        pages=pages,
+        pages=len(pages),
         jobs_seen=0,
         total_count=None,
         requests=requests,
+        # What the pages listed before the failure show; None when none was listed.
+        server_clock_offset_s=server_clock_offset_s(pages),
     )
     await writer.call(lambda: writer.warehouse.record_run(run))
     return ProjectResult(

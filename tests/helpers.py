@@ -78,7 +78,7 @@ def start_simulator(settings: WorldSettings) -> tuple[SimulatorServer, Simulator
     world = World(settings, clock)
     faults = Faults(seed=7)
     token = secrets.token_hex(16)
-    app = SimulatorApp(world, faults, clock, tokens={token})
+    app = SimulatorApp(world, faults, tokens={token})
     server = SimulatorServer(app).start()
     return server, Simulator(world, faults, app, clock, server.url, token)
 

@@ -1,16 +1,20 @@
 """The transitions and durations against the simulator's ground truth.
 
-The generated world knows when each job really changed status (its timeline);
-the history only knows what the syncs saw. Every bound the marts give must
-contain the truth: a change lies after its not_before and no later than its
-not_after, and each duration's true end lies within [low_s, high_s] of its start.
+The generated world knows when each job really changed status (its timeline, on
+the server's clock); the history only knows what the syncs saw, on ours. Every
+bound the marts give must contain the truth: a change lies after its not_before
+and no later than its not_after, and each duration lies within [low_s, high_s].
 Syncs here are closer together than the shortest stay the world makes (30 s), so
-no change goes unseen between two of them.
+no change goes unseen between two of them. The server runs on our clock, then two
+minutes ahead of it: create_time is corrected by the offset each sync measures
+from the Date header, which is known to the second, so durations that start at
+create_time may be off by that offset's error (known here: the true skew is).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -37,14 +41,34 @@ SYNCS = 120
 PRE_COMMIT = ("ASYNC_JOB_VALIDATING", "ASYNC_JOB_VALIDATE_FAILED", "AUTO_PARAM_VALIDATE_SUCCESS")
 
 
-@pytest.fixture(scope="module")
-def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Simulator, Path]]:
+@dataclass(frozen=True)
+class Observed:
+    simulator: Simulator
+    database: Path
+    # The server's clock less ours, truly.
+    skew_s: float
+    # How far each project's measured offset is from the truth.
+    offset_error_s: dict[str, float]
+
+    def truth(self, project_id: str, job_id: str) -> SimJob:
+        return self.simulator.world.get_job(project_id, job_id)
+
+    def server_time(self, ours: datetime) -> float:
+        return ours.timestamp() + self.skew_s
+
+
+@pytest.fixture(scope="module", params=[0.0, 120.0], ids=["same-clock", "server-ahead"])
+def observed(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Observed]:
     """Half an hour of a busy world (a job every 30 s per project), synced every 15 s."""
+    skew_s = float(request.param)
     settings = WorldSettings(
         seed=5,
         projects=default_projects(5, count=2),
         arrival_interval_s=30.0,
         retention_s=4 * 3600.0,
+        clock_skew_s=skew_s,
     )
     server, simulator = start_simulator(settings)
     # A fixed moment, so that the same jobs move the same way on every run.
@@ -67,46 +91,48 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Simulat
         with duckdb.connect(str(database), read_only=True) as con:
             broken = mart_violations(con)
         assert not broken, describe_violations(broken)
-        yield simulator, database
-
-
-def truth(simulator: Simulator, project_id: str, job_id: str) -> SimJob:
-    return simulator.world.get_job(project_id, job_id)
+        errors = query(
+            database,
+            "SELECT project_id, max(abs(server_clock_offset_s - ?)) FROM drs.sync_runs "
+            "GROUP BY ALL",
+            [skew_s],
+        )
+        # The Date header is to the second: the offset is known to within one.
+        assert all(error <= 1.0 for _, error in errors)
+        yield Observed(simulator, database, skew_s, dict(errors))
 
 
 def entered(job: SimJob, status: str, by: float) -> float:
-    """When the job last entered ``status`` at or before ``by``; the API's create_time
-    (to its precision) for the status it was created in."""
+    """When the job last entered ``status`` at or before ``by`` (the server's clock)."""
     times = [at for at, s in job.timeline if s == status and at <= by]
     assert times, f"{job.async_job_id} never in {status} by {by}"
     return times[-1]
 
 
-def seconds(moment: datetime) -> float:
-    return moment.timestamp()
-
-
-def test_every_transition_lies_within_its_bounds(observed: tuple[Simulator, Path]) -> None:
-    simulator, database = observed
+def test_every_transition_lies_within_its_bounds(observed: Observed) -> None:
     rows = query(
-        database,
+        observed.database,
         "SELECT project_id, async_job_id, from_status, to_status, not_before, not_after, "
         "create_time FROM drs.status_transitions JOIN drs.async_jobs "
         "USING (project_id, async_job_id)",
     )
     changes = creations = unknown = 0
     for project_id, job_id, from_status, to_status, not_before, not_after, created in rows:
-        job = truth(simulator, project_id, job_id)
+        job = observed.truth(project_id, job_id)
         if from_status is not None:
-            changed_at = entered(job, to_status, seconds(not_after))
-            assert seconds(not_before) < changed_at <= seconds(not_after), (job_id, to_status)
-            assert job.status_at(seconds(not_before)) == from_status
+            after, by = observed.server_time(not_before), observed.server_time(not_after)
+            changed_at = entered(job, to_status, by)
+            assert after < changed_at <= by, (job_id, to_status)
+            assert job.status_at(after) == from_status
             changes += 1
         elif not_before is not None:
-            # Created in the start status: not_before is its create_time as served,
-            # to the second, and our clock is the server's here.
-            assert to_status == VALIDATING and not_before == created
-            assert seconds(not_before) <= job.create_time < seconds(not_before) + 1
+            # Created in the start status: not_before is its create_time as served (to
+            # the second), moved onto our clock by the measured offset.
+            assert to_status == VALIDATING
+            error = observed.offset_error_s[project_id]
+            served = created.timestamp()
+            assert served <= job.create_time < served + 1
+            assert abs(observed.server_time(not_before) - served) <= error
             creations += 1
         else:
             assert to_status != VALIDATING
@@ -115,45 +141,48 @@ def test_every_transition_lies_within_its_bounds(observed: tuple[Simulator, Path
     assert changes > 100 and creations > 50 and unknown > 50
 
 
-def test_every_duration_contains_the_truth(observed: tuple[Simulator, Path]) -> None:
-    simulator, database = observed
+def test_every_duration_contains_the_truth(observed: Observed) -> None:
     rows = query(
-        database,
+        observed.database,
         "SELECT project_id, async_job_id, metric, low_s, high_s, seconds, create_time "
         "FROM drs.duration_samples JOIN drs.async_jobs USING (project_id, async_job_id)",
     )
     measured: dict[str, int] = {}
     for project_id, job_id, metric, low_s, high_s, midpoint, created in rows:
-        job = truth(simulator, project_id, job_id)
-        origin = seconds(created)
+        job = observed.truth(project_id, job_id)
+        # Durations from create_time start at the served create_time, and carry the
+        # error of the offset that put it on our clock.
+        served, error = created.timestamp(), observed.offset_error_s[project_id]
         assert 0 <= low_s <= high_s and midpoint == (low_s + high_s) / 2
         if metric == "validation":
             assert job.timeline[0][1] == VALIDATING
-            ended = job.timeline[1][0]
-            assert origin + low_s <= ended <= origin + high_s, (job_id, metric)
+            true_s = job.timeline[1][0] - served
+            assert low_s - error <= true_s <= high_s + error, (job_id, metric)
         elif metric == "time_to_commit":
-            ended = entered(job, COMMIT_SUCCESS, float("inf"))
-            assert origin + low_s <= ended <= origin + high_s, (job_id, metric)
+            true_s = entered(job, COMMIT_SUCCESS, float("inf")) - served
+            assert low_s - error <= true_s <= high_s + error, (job_id, metric)
         else:
             measured_status = metric.removeprefix("dwell:")
             # Each dwell sample is one stay: find it among the job's true stays.
             stays = [
-                (at, job.timeline[i + 1][0])
+                (served if at == job.create_time else at, job.timeline[i + 1][0])
                 for i, (at, status) in enumerate(job.timeline[:-1])
                 if status == measured_status
             ]
-            starts = [origin if at == job.create_time else at for at, _ in stays]
-            assert any(
-                low_s <= end - start <= high_s
-                for start, (_, end) in zip(starts, stays, strict=True)
-            ), (job_id, metric, low_s, high_s, stays)
+            assert any(low_s - error <= end - start <= high_s + error for start, end in stays), (
+                job_id,
+                metric,
+                low_s,
+                high_s,
+                stays,
+            )
         measured[metric] = measured.get(metric, 0) + 1
     assert measured["validation"] > 50 and measured["time_to_commit"] > 5
     assert measured["dwell:ASYNC_JOB_VALIDATE_FAILED"] > 0
 
 
-def test_the_bounds_are_as_sharp_as_the_syncs(observed: tuple[Simulator, Path]) -> None:
-    _, database = observed
+def test_the_bounds_are_as_sharp_as_the_syncs(observed: Observed) -> None:
+    database = observed.database
     # A change seen by consecutive syncs is bounded to one sync interval.
     ((widest_change,),) = query(
         database,
@@ -172,9 +201,9 @@ def test_the_bounds_are_as_sharp_as_the_syncs(observed: tuple[Simulator, Path]) 
 
 
 def test_stays_of_unknown_start_are_not_measured_and_unfinished_ones_are_counted(
-    observed: tuple[Simulator, Path],
+    observed: Observed,
 ) -> None:
-    simulator, database = observed
+    database = observed.database
     # A job the first sync found was created before the history began: it may have
     # been in a later round already, so even a validating one's start is unknown.
     ((history_began,),) = query(database, "SELECT min(started_at) FROM drs.sync_runs")
@@ -222,10 +251,11 @@ def test_stays_of_unknown_start_are_not_measured_and_unfinished_ones_are_counted
     )
     # And the truth agrees: each was in its measured state when last seen.
     for project_id, job_id, metric, low_s, last_seen in in_progress:
-        job = truth(simulator, project_id, job_id)
-        status_then = job.status_at(seconds(last_seen))
+        job = observed.truth(project_id, job_id)
+        last_seen_s = observed.server_time(last_seen)
+        status_then = job.status_at(last_seen_s)
         if metric == "validation":
-            assert [s for at, s in job.timeline if at <= seconds(last_seen)] == [VALIDATING]
+            assert [s for at, s in job.timeline if at <= last_seen_s] == [VALIDATING]
         elif metric == "time_to_commit":
             assert status_then in PRE_COMMIT
         else:

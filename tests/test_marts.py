@@ -38,6 +38,10 @@ def history(simulator: Simulator, tmp_path: Path, database: Path) -> dict[str, o
     world = simulator.world
     project = simulator.project_ids[0]
     start = simulator.clock.now()
+    # No Date header, so no clock correction: create_time stays on the whole second
+    # these hand-computed figures assume (the correction is tested against the truth,
+    # in test_durations_truth).
+    simulator.faults.no_date_header = True
     ids = {}
     for name, created, status, owner in [
         ("A", start - 100, VALIDATING, OWNER),
@@ -433,3 +437,35 @@ def test_projects_removed_or_failing_leave_the_marts_or_go_stale(
     assert query(
         database, "SELECT async_job_id, stuck_for_s, age_s, as_of, stale FROM drs.stuck_jobs"
     ) == [(jobs[kept], 420.0, 430.0, t3, False), (jobs[failing], 60.0, 70.0, t1, True)]
+
+
+def test_a_job_first_seen_after_an_outage_is_not_measured_from_its_create_time(
+    simulator: Simulator, tmp_path: Path, database: Path
+) -> None:
+    """Between two syncs further apart than freshness_minutes nobody watched: a job
+    created then and first seen validating may already be in its second round."""
+    simulator.faults.no_date_header = True
+    project = simulator.project_ids[0]
+    settings = settings_for(simulator, tmp_path, [project])
+    start = simulator.clock.now()
+    assert sync(simulator, settings, database).all_ok
+    during_outage = simulator.world.add_job(project, create_time=start + 600, status=VALIDATING)
+    simulator.clock.set(start + 1200)  # 20 minutes later: past freshness_minutes (15)
+    assert sync(simulator, settings, database).all_ok
+    watched = simulator.world.add_job(project, create_time=start + 1210, status=VALIDATING)
+    simulator.clock.set(start + 1260)
+    assert sync(simulator, settings, database).all_ok
+    for job in (during_outage, watched):
+        simulator.world.set_status(project, job.async_job_id, VALIDATE_SUCCESS)
+    simulator.clock.set(start + 1320)
+    assert sync(simulator, settings, database).all_ok
+    build(simulator, database, settings)
+    assert query(
+        database,
+        "SELECT async_job_id, metric, low_s, high_s FROM drs.duration_samples ORDER BY ALL",
+    ) == sorted(
+        [
+            (watched.async_job_id, "validation", 50.0, 110.0),
+            (watched.async_job_id, "dwell:ASYNC_JOB_VALIDATING", 50.0, 110.0),
+        ]
+    )

@@ -23,6 +23,7 @@ import httpx
 import orjson
 
 from drs_pipeline.drs.auth import CredentialAuth
+from drs_pipeline.drs.clock import parse_http_date
 from drs_pipeline.drs.errors import (
     DrsApiError,
     DrsApiNotServedError,
@@ -89,6 +90,9 @@ class Page:
     limit: int = 0
     # The list filters it was asked with (status, domain_name, user_name), if any.
     filters: tuple[tuple[str, str], ...] = ()
+    # The server's clock when it answered (its Date header, to the second); None when
+    # it sent none or one that could not be read (drs.clock).
+    server_date: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -302,7 +306,8 @@ class DrsClient:
             if response.status_code == 404 and error_code == "APIGW.0101":
                 raise DrsApiNotServedError(where, endpoint=target.endpoint, **answer)
             raise DrsApiError(where, **answer)
-        return _parse_page(body, where, params, filters, fetched_at, request_id)
+        server_date = parse_http_date(response.headers.get("Date"))
+        return _parse_page(body, where, params, filters, fetched_at, request_id, server_date)
 
     async def _get(
         self, url: str, params: dict[str, str | int], auth: httpx.Auth | None
@@ -337,6 +342,7 @@ def _parse_page(
     filters: tuple[tuple[str, str], ...],
     fetched_at: datetime,
     request_id: str | None,
+    server_date: datetime | None,
 ) -> Page:
     def malformed(reason: str) -> DrsResponseError:
         return DrsResponseError(where, f"malformed response body: {reason}", request_id=request_id)
@@ -356,4 +362,4 @@ def _parse_page(
     if not isinstance(jobs, list):
         raise malformed(f"jobs is not a list: {type(jobs).__name__}")
     offset, limit = int(params["offset"]), int(params["limit"])
-    return Page(offset, total_count, jobs, fetched_at, request_id, limit, filters)
+    return Page(offset, total_count, jobs, fetched_at, request_id, limit, filters, server_date)

@@ -14,14 +14,16 @@ What the documentation leaves open is played by switches, all off by default:
 ``WorldSettings.tie_share`` (batch creations sharing a create_time second) and,
 on ``Faults``, ``max_page``, ``random_ties``, ``empty_first_listing`` /
 ``empty_listings``, ``ignore_id_filter``, ``unknown_id_error``, ``total_count``,
-``ignore_offset`` and ``trickle_s`` (faults.py says what each does). Every
-project belongs to one account (``WorldSettings.domain_of``).
+``ignore_offset``, ``trickle_s`` and ``no_date_header`` (faults.py says what
+each does). ``WorldSettings.clock_skew_s`` runs the server's clock ahead of (or
+behind) the clock it is given. Every project belongs to one account
+(``WorldSettings.domain_of``).
 """
 
 from __future__ import annotations
 
 from drs_pipeline.simulator.app import RequestRecord, SimStats, SimulatorApp
-from drs_pipeline.simulator.clock import Clock, ManualClock, WallClock
+from drs_pipeline.simulator.clock import Clock, ManualClock, SkewedClock, WallClock
 from drs_pipeline.simulator.faults import Faults, ScriptedFault
 from drs_pipeline.simulator.model import SimJob, SimProject, WorldSettings
 from drs_pipeline.simulator.server import SimulatorServer, run_forever
@@ -38,6 +40,7 @@ __all__ = [
     "SimStats",
     "SimulatorApp",
     "SimulatorServer",
+    "SkewedClock",
     "WallClock",
     "World",
     "WorldSettings",
@@ -56,15 +59,13 @@ def build_simulator(
     page_cache: int = 0,
 ) -> SimulatorApp:
     """A ready app: world, faults (all off by default), the accepted tokens (no
-    default: a token in code would be a secret in code) and one clock shared by
-    world and app (default: wall time).
+    default: a token in code would be a secret in code) and the clock the world,
+    and so the app, reads (default: wall time; skewed by ``settings.clock_skew_s``).
     ``job_cache``: see ``World``; ``page_cache``: see ``SimulatorApp``."""
-    clock = clock if clock is not None else WallClock()
     world = World(settings, clock, job_cache=job_cache)
     return SimulatorApp(
         world,
         faults if faults is not None else Faults(),
-        clock,
         tokens=tokens,
         page_cache=page_cache,
     )

@@ -23,6 +23,7 @@ import uuid
 from collections import Counter, OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from typing import Any, Literal, Protocol, runtime_checkable
 from urllib.parse import parse_qsl
 
@@ -30,7 +31,6 @@ import orjson
 
 from drs_pipeline.drs import statuses
 from drs_pipeline.simulator import errors
-from drs_pipeline.simulator.clock import Clock
 from drs_pipeline.simulator.errors import ApiError
 from drs_pipeline.simulator.faults import Faults, ScriptedFault
 from drs_pipeline.simulator.gateway import AkSkGateway
@@ -107,6 +107,9 @@ class SimulatorApp:
     ``expired_tokens`` gets 401 APIGW.0307 (the
     "renew your token" answer). Both sets may be changed while serving.
 
+    Its time is the world's clock (``world.now()``): what it lists and the ``Date``
+    header every response carries (RFC 9110 6.6.1) come from the same "now".
+
     ``page_cache``: how many rendered page bodies to keep (LRU), keyed by the
     query, the time and the world's version. 0 (the default) renders every
     response. Only worth it when the clock stands still between requests (a
@@ -117,15 +120,12 @@ class SimulatorApp:
         self,
         world: World,
         faults: Faults | None = None,
-        clock: Clock | None = None,
         *,
         tokens: Iterable[str],
         page_cache: int = 0,
     ) -> None:
         self.world = world
         self.faults = faults if faults is not None else Faults()
-        # Should be the world's clock: jobs added by drift are stamped with that one.
-        self.clock: Clock = clock if clock is not None else world.clock
         self.tokens: set[str] = set(tokens)
         self.expired_tokens: set[str] = set()
         # Off unless set: AK/SK verification of signed requests, and IAM
@@ -229,7 +229,7 @@ class SimulatorApp:
         if query.async_job_id is None:
             return True
         total, _ = self.world.page(
-            query.project_id, self.clock.now(), limit=0, async_job_id=query.async_job_id
+            query.project_id, self.world.now(), limit=0, async_job_id=query.async_job_id
         )
         return total > 0
 
@@ -246,7 +246,7 @@ class SimulatorApp:
     # -- bodies ---------------------------------------------------------------------
 
     def _page(self, query: ListQuery, t: float | None = None) -> tuple[int, list[dict[str, Any]]]:
-        t = self.clock.now() if t is None else t
+        t = self.world.now() if t is None else t
         faults = self.faults
         total, page = self.world.page(
             query.project_id,
@@ -270,7 +270,7 @@ class SimulatorApp:
         if not self._page_cache_size or faults.random_ties or faults.total_count is not None:
             total, records = self._page(query)
             return orjson.dumps({"total_count": total, "jobs": records})
-        t = self.clock.now()
+        t = self.world.now()
         key = (query, t, self.world.version)
         cache = self._page_cache
         body = cache.get(key)
@@ -337,7 +337,7 @@ class SimulatorApp:
             if fault.status is not None or fault.body is not None:
                 status, body = _scripted_response(fault)
             self._log(query, status, "stall")
-            await _stall(send, receive, request_id, status, body, fault)
+            await _stall(send, receive, request_id, status, body, fault, self._date())
             return
         status, body = _scripted_response(fault)
         self._log(query, status, "scripted")
@@ -369,7 +369,7 @@ class SimulatorApp:
         """A 200 list answer: at once, or trickled when ``trickle_s`` is set."""
         delay = self.faults.trickle_s
         if delay > 0:
-            await _trickle(send, receive, request_id, body, delay)
+            await _trickle(send, receive, request_id, body, delay, self._date())
         else:
             await self._respond(send, request_id, 200, body, None)
 
@@ -385,10 +385,16 @@ class SimulatorApp:
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": _headers(request_id, len(body), headers),
+                "headers": _headers(request_id, len(body), headers, self._date()),
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+    def _date(self) -> str | None:
+        """The Date header's value: the world's now as an IMF-fixdate, None without one."""
+        if self.faults.no_date_header:
+            return None
+        return formatdate(self.world.now(), usegmt=True)
 
     def _log(self, query: ListQuery, status: int, fault: str | None) -> None:
         self.stats.record(RequestRecord(query.project_id, query.offset, query.limit, status, fault))
@@ -437,9 +443,11 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 def _headers(
-    request_id: str, length: int, extra: Mapping[str, str] | None
+    request_id: str, length: int, extra: Mapping[str, str] | None, date: str | None
 ) -> list[tuple[bytes, bytes]]:
     merged = {"content-type": "application/json", "x-request-id": request_id}
+    if date is not None:
+        merged["date"] = date
     for key, value in (extra or {}).items():
         merged[key.lower()] = value
     # Always the real length: a "truncated" body is a short JSON text, not a short HTTP body.
@@ -559,12 +567,13 @@ async def _stall(
     status: int,
     body: bytes,
     fault: ScriptedFault,
+    date: str | None,
 ) -> None:
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": _headers(request_id, len(body), fault.headers),
+            "headers": _headers(request_id, len(body), fault.headers, date),
         }
     )
     await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
@@ -579,7 +588,7 @@ async def _stall(
 
 
 async def _trickle(
-    send: Send, receive: Receive, request_id: str, body: bytes, delay: float
+    send: Send, receive: Receive, request_id: str, body: bytes, delay: float, date: str | None
 ) -> None:
     """Headers at once, then the body one byte every ``delay`` seconds. Stops as soon
     as the client disconnects (uvicorn says so through ``receive``; in process a
@@ -588,7 +597,7 @@ async def _trickle(
         {
             "type": "http.response.start",
             "status": 200,
-            "headers": _headers(request_id, len(body), None),
+            "headers": _headers(request_id, len(body), None, date),
         }
     )
     gone = asyncio.ensure_future(_until_disconnect(receive))

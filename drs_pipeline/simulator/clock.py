@@ -2,7 +2,7 @@
 
 The world is a pure function of time, so swapping the clock is all it takes to
 make tests deterministic (ManualClock) or to let separate processes agree on the
-same jobs (WallClock).
+same jobs (WallClock). SkewedClock plays a server whose clock is off.
 """
 
 from __future__ import annotations
@@ -53,3 +53,18 @@ class ManualClock:
 
     def __repr__(self) -> str:
         return f"ManualClock({self.now()!r})"
+
+
+class SkewedClock:
+    """Another clock's time plus a fixed skew: a server whose clock runs ahead of
+    (positive ``skew_s``) or behind the clock it is built on."""
+
+    def __init__(self, inner: Clock, skew_s: float) -> None:
+        self.inner = inner
+        self.skew_s = float(skew_s)
+
+    def now(self) -> float:
+        return self.inner.now() + self.skew_s
+
+    def __repr__(self) -> str:
+        return f"SkewedClock({self.inner!r}, {self.skew_s!r})"

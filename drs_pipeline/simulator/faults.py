@@ -27,6 +27,9 @@ Three layers, checked in this order after a request is known to be valid:
    * ``trickle_s``: a 200 list answer (not a scripted one) sends its headers at
      once, then its body one byte every ``trickle_s`` seconds, stopping as soon as
      the client disconnects.
+   * ``no_date_header``: responses carry no ``Date`` header, as from an origin
+     server without a clock (RFC 9110 6.6.1: one with a clock must send it with
+     every 2xx, 3xx and 4xx answer).
 
 ``latency_s`` applies to every response. All fields may be changed while the
 server runs; single attribute writes are atomic enough for that. ``clear()``
@@ -105,6 +108,7 @@ class Faults:
     total_count: int | None = None
     ignore_offset: bool = False
     trickle_s: float = 0.0
+    no_date_header: bool = False
     seed: int = 0
     rng: random.Random = field(init=False, repr=False)
     _queue: deque[ScriptedFault] = field(init=False, repr=False, default_factory=deque)
@@ -148,6 +152,7 @@ class Faults:
         self.max_page = self.total_count = None
         self.random_ties = self.empty_first_listing = False
         self.ignore_id_filter = self.unknown_id_error = self.ignore_offset = False
+        self.no_date_header = False
 
     def take_empty(self, project_id: str) -> bool:
         """Whether this unfiltered offset-0 request gets the empty answer: the

@@ -139,6 +139,10 @@ class WorldSettings:
     # job before them (exactly at its create_time), so consecutive jobs tie on the
     # served create_time. 0 keeps every create_time distinct. See stream.py.
     tie_share: float = 0.0
+    # The server's clock runs this many seconds ahead of the clock the world is given
+    # (negative: behind), for everything it serves: listings, create_time, Date. Clock
+    # seconds, not world seconds: speed does not divide it.
+    clock_skew_s: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.projects:
@@ -148,6 +152,8 @@ class WorldSettings:
         for name in ("vanish_fraction", "epoch_ms_fraction", "legacy_fraction", "tie_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1]")
+        if not math.isfinite(self.clock_skew_s):
+            raise ValueError("clock_skew_s must be a finite number of seconds")
         if self.arrival_interval_s <= 0 or self.retention_s <= 0:
             raise ValueError("arrival_interval_s and retention_s must be positive")
         if not self.domains or any(not users for _, users in self.domains):

@@ -74,6 +74,9 @@ def _config(app: SimulatorApp) -> uvicorn.Config:
         lifespan="off",
         # Nothing sits in front of it: X-Forwarded-* must not change the client address.
         proxy_headers=False,
+        # The app sends Date from the world's clock; uvicorn's, from the wall clock,
+        # would be a second Date header.
+        date_header=False,
         timeout_keep_alive=KEEP_ALIVE_S,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )

@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar
 
 from drs_pipeline.drs import statuses
-from drs_pipeline.simulator.clock import Clock, WallClock
+from drs_pipeline.simulator.clock import Clock, SkewedClock, WallClock
 from drs_pipeline.simulator.model import SimJob, SimProject, TimeFormat, WorldSettings
 from drs_pipeline.simulator.stream import ProjectStream
 
@@ -96,7 +96,10 @@ class World:
         """``job_cache``: how many generated jobs to keep (LRU); None sizes it to the
         jobs visible at once across all projects, up to MAX_AUTO_JOB_CACHE."""
         self.settings = settings if settings is not None else WorldSettings()
-        self.clock: Clock = clock if clock is not None else WallClock()
+        base = clock if clock is not None else WallClock()
+        # The server's clock: every "now" of the world, and of the app serving it.
+        skew = self.settings.clock_skew_s
+        self.clock: Clock = SkewedClock(base, skew) if skew else base
         # Switch off to have a world of scripted jobs only.
         self.stream_enabled = self.settings.streaming
         self._lock = threading.RLock()

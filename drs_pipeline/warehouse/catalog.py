@@ -156,8 +156,10 @@ SYNC_RUNS = Table(
         _c(
             "server_clock_offset_s",
             "DOUBLE",
-            "The API server's clock less ours, in seconds, from the Date header of its "
-            "answers; NULL when it sent none.",
+            "The API server's clock minus ours, in seconds: the median over the project's "
+            "pages of their Date header (+0.5 s, its resolution centred) minus when we "
+            "read them. NULL when the server sent no Date, or in rows written before "
+            "it was recorded.",
             nullable=True,
         ),
     ),

@@ -50,6 +50,9 @@ class SyncRunRow:
     changed_jobs: int = 0
     gone_jobs: int = 0
     rejected_records: int = 0
+    # Server clock minus ours, from the answers' Date headers (drs.clock); None
+    # when no page carried one.
+    server_clock_offset_s: float | None = None
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,9 @@ CREATE TABLE IF NOT EXISTS drs.sync_runs (
 -- Added later: every request sent for the project (pages, look-ups by id,
 -- retries); NULL in rows written before it was counted.
 ALTER TABLE drs.sync_runs ADD COLUMN IF NOT EXISTS requests INTEGER;
+-- Added later: the API server's clock minus ours, in seconds, from the Date headers
+-- of the project's pages; NULL when none carried one (or the row is older).
+ALTER TABLE drs.sync_runs ADD COLUMN IF NOT EXISTS server_clock_offset_s DOUBLE;
 
 -- Records the API returned that could not be read, kept with the reason.
 CREATE TABLE IF NOT EXISTS drs.rejected_records (
@@ -63,6 +66,3 @@ CREATE TABLE IF NOT EXISTS drs.rejected_records (
     record     VARCHAR NOT NULL,  -- the raw JSON as received
     reason     VARCHAR NOT NULL
 );
--- Added later: the server's clock less ours, from the Date header of its answers
--- (NULL when it sent none); corrects create_time onto our clock.
-ALTER TABLE drs.sync_runs ADD COLUMN IF NOT EXISTS server_clock_offset_s DOUBLE;

@@ -26,7 +26,7 @@ from tests.simulator.helpers import T0, TOKEN, Sim
 @pytest.fixture(scope="session")
 def _server() -> Iterator[tuple[SimulatorApp, SimulatorServer]]:
     clock = ManualClock(T0)
-    app = SimulatorApp(World(WorldSettings(), clock), Faults(), clock, tokens={TOKEN})
+    app = SimulatorApp(World(WorldSettings(), clock), Faults(), tokens={TOKEN})
     with SimulatorServer(app) as server:
         yield app, server
 
@@ -36,7 +36,6 @@ def sim(_server: tuple[SimulatorApp, SimulatorServer]) -> Iterator[Sim]:
     app, server = _server
     clock = ManualClock(T0)
     app.world = World(WorldSettings(), clock)
-    app.clock = clock
     app.faults = Faults()
     app.tokens = {TOKEN}
     app.expired_tokens = set()

@@ -30,6 +30,8 @@ FLAGS = (
     "--ignore-offset",
     "--trickle",
     "--frozen-at",
+    "--clock-skew-s",
+    "--no-date-header",
 )
 
 
@@ -87,6 +89,7 @@ def test_ordering_and_trickle_flags() -> None:
         "1",
         "--trickle",
         "0.0002",
+        "--no-date-header",
     )
     settings = WorldSettings(seed=6, tie_share=0.8)
     pid, jobs = expected(settings)
@@ -100,6 +103,7 @@ def test_ordering_and_trickle_flags() -> None:
         def get(**params: Any) -> dict[str, Any]:
             r = client.get(list_path(pid), params=params)
             assert r.status_code == 200
+            assert "date" not in r.headers
             body: dict[str, Any] = r.json()
             return body
 
@@ -115,3 +119,17 @@ def test_ordering_and_trickle_flags() -> None:
         by_id = get(limit=20, async_job_id=jobs[30]["async_job_id"])
         assert by_id["total_count"] == len(jobs)
         assert [second[j["async_job_id"]] for j in by_id["jobs"]] == [second[i] for i in first]
+
+
+def test_clock_skew_flag_runs_the_server_ahead() -> None:
+    args = ("--seed", "7", "--speed", "60", "--frozen-at", str(T0), "--clock-skew-s", "120")
+    world = World(WorldSettings(seed=7, speed=60.0), ManualClock(T0))
+    pid = world.projects[0].project_id
+    ahead = [j.record_at(T0 + 120) for j in world.list_jobs(pid, T0 + 120)]
+    with (
+        simulator_command(*args, env={"DRS_AUTH_TOKEN": TOKEN}) as url,
+        httpx.Client(base_url=url, headers={"X-Auth-Token": TOKEN}, timeout=10) as client,
+    ):
+        r = client.get(list_path(pid), params={"limit": 1000})
+    assert r.json() == {"total_count": len(ahead), "jobs": ahead}
+    assert r.headers.get_list("date") == ["Sat, 31 Jan 2026 03:27:45 GMT"]

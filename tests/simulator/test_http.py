@@ -10,7 +10,13 @@ import httpx
 import pytest
 
 from drs_pipeline.drs import statuses
-from drs_pipeline.simulator import ManualClock, World, WorldSettings, build_simulator
+from drs_pipeline.simulator import (
+    ManualClock,
+    ScriptedFault,
+    World,
+    WorldSettings,
+    build_simulator,
+)
 from tests.simulator.helpers import T0, TOKEN, Sim, list_path
 
 REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -127,6 +133,38 @@ def test_errors(
     assert sim.app.stats.by_status[status] == 1
 
 
+def test_every_response_carries_one_date_from_the_world_clock(sim: Sim) -> None:
+    sim.faults.script(ScriptedFault(status=503))
+    responses = [sim.get(), sim.get(), sim.get(token=None), sim.client.get("/nowhere")]
+    sim.faults.trickle_s = 0.0001
+    responses.append(sim.get(limit=1))
+    assert [r.status_code for r in responses] == [503, 200, 401, 404, 200]
+    # One each: uvicorn's own Date, from the wall clock, would be a second one.
+    assert [r.headers.get_list("date") for r in responses] == [
+        ["Sat, 31 Jan 2026 03:25:45 GMT"]
+    ] * 5
+    sim.clock.advance(0.5)
+    assert sim.get().headers["date"] == "Sat, 31 Jan 2026 03:25:46 GMT"
+    sim.faults.no_date_header = True
+    assert [sim.get().headers.get_list("date"), sim.get(token=None).headers.get_list("date")] == [
+        [],
+        [],
+    ]
+
+
+def test_a_skewed_server_lists_and_dates_on_its_own_clock(sim: Sim) -> None:
+    world = sim.configure(WorldSettings(speed=60.0, clock_skew_s=120.0))
+    ahead = [
+        j.record_at(T0 + 120)
+        for j in World(WorldSettings(speed=60.0)).list_jobs(sim.pid(), T0 + 120)
+    ]
+    assert ahead != records(sim, sim.pid(), T0), "two minutes bring new jobs"
+    r = sim.get(limit=1000)
+    assert r.json() == {"total_count": len(ahead), "jobs": ahead}
+    assert r.headers["date"] == "Sat, 31 Jan 2026 03:27:45 GMT"
+    assert world.add_job(sim.pid()).create_time == T0 + 120
+
+
 def test_limit_bounds_and_big_pages(sim: Sim) -> None:
     assert len(sim.get(limit=1).json()["jobs"]) == 1
     body = sim.get(limit=1000).json()
@@ -218,3 +256,4 @@ def test_in_process_transport_serves_the_same() -> None:
     assert r.status_code == 200
     assert r.json()["jobs"] == expected
     assert REQUEST_ID.match(r.headers["x-request-id"])
+    assert r.headers["date"] == "Sat, 31 Jan 2026 03:25:45 GMT"

@@ -446,6 +446,7 @@ def test_clear_turns_every_switch_off(sim: Sim) -> None:
         "total_count": 9,
         "ignore_offset": True,
         "trickle_s": 0.5,
+        "no_date_header": True,
     }
     for name, value in changed.items():
         setattr(faults, name, value)

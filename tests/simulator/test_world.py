@@ -408,3 +408,14 @@ def test_add_job_defaults_to_the_projects_account() -> None:
         job = world.add_job(project.project_id)
         domain, users = WorldSettings().domains[k % 3]
         assert (job.domain_name, job.user_name) == (domain, users[0])
+
+
+def test_a_skewed_world_reads_its_clock_off_by_the_skew() -> None:
+    clock = ManualClock(T0)
+    world = World(WorldSettings(clock_skew_s=-30.0), clock)
+    assert world.now() == T0 - 30
+    clock.advance(5)
+    job = world.add_job(world.projects[0].project_id)
+    assert (world.now(), job.create_time) == (T0 - 25, T0 - 25)
+    with pytest.raises(ValueError, match="clock_skew_s must be a finite number"):
+        WorldSettings(clock_skew_s=float("inf"))

@@ -8,11 +8,14 @@
 -- that the project's latest sync started by the job's first observation measured
 -- (none measured: no correction), and never later than that first observation,
 -- when the job certainly existed.
--- seen_from_start: the job was created after the project's last ok sync before its
--- first observation began, so that the history saw it from its start (unless a whole
--- round of statuses came and went between two observations, which nothing can see).
--- A job first seen later, even validating, may be in its second validation round.
-CREATE OR REPLACE TEMP VIEW job_clock AS
+-- seen_from_start: the history watched the job from its start. The project's last ok
+-- sync before the job's first observation began before the job was created (give or
+-- take 2 s: create_time is to the second, and so is the offset), and ended less than
+-- freshness_minutes ($freshness_s) before that first observation, so no outage hid
+-- the job's first minutes. A job first seen later, even validating, may be in its
+-- second validation round already. (A whole round of statuses that comes and goes
+-- between two observations is hidden from any history.)
+CREATE OR REPLACE TEMP TABLE job_clock AS
 WITH clock AS (
     SELECT
         j.project_id,
@@ -33,7 +36,11 @@ SELECT
     c.project_id,
     c.async_job_id,
     c.created_at,
-    coalesce(c.created_at >= previous.started_at, false) AS seen_from_start
+    coalesce(
+        epoch(c.created_at) >= epoch(previous.started_at) - 2
+            AND epoch(c.first_seen_at) - epoch(previous.finished_at) <= $freshness_s,
+        false
+    ) AS seen_from_start
 FROM clock AS c
 ASOF LEFT JOIN (
     SELECT project_id, started_at, finished_at FROM drs.sync_runs WHERE outcome = 'ok'
