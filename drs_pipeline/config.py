@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from drs_pipeline.drs import statuses as drs_statuses
 from drs_pipeline.drs.regions import default_endpoint
 
 CONFIG_ENV = "DRS_CONFIG"
@@ -87,6 +88,9 @@ DEFAULT_MAX_ABSENCE_CHECKS = 100
 DEFAULT_MAX_JOBS_PER_PROJECT = 10_000_000
 DEFAULT_REQUEST_TIMEOUT_S = 60.0
 DEFAULT_SYNC_TIMEOUT_S = 1800.0
+DEFAULT_WATCH_STATUSES = (drs_statuses.VALIDATING,)
+DEFAULT_WATCH_SECONDS = 30
+STATUS_NAME_PATTERN = re.compile(r"[A-Z][A-Z0-9_]*")
 # drs.yaml is a short file: anything larger is refused before it is parsed.
 MAX_CONFIG_BYTES = 1024 * 1024
 # Values (scalars, lists, mappings) the document may hold once its aliases are
@@ -183,6 +187,16 @@ class SimulatorSettings:
 
 
 @dataclass(frozen=True)
+class WatchSettings:
+    """The watch (``drs_pipeline.watch``): which statuses it lists, and how often."""
+
+    # Listed with the API's status filter each round; empty turns the watch off.
+    statuses: tuple[str, ...] = DEFAULT_WATCH_STATUSES
+    # Seconds between rounds: the sensor's interval and the command's default.
+    seconds: int = DEFAULT_WATCH_SECONDS
+
+
+@dataclass(frozen=True)
 class Settings:
     projects: tuple[ProjectSettings, ...]
     # The default for projects without their own ``auth``; None when every
@@ -207,6 +221,7 @@ class Settings:
     # Deadlines of one request (send to last byte) and of a whole sync.
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
     sync_timeout_s: float = DEFAULT_SYNC_TIMEOUT_S
+    watch: WatchSettings = WatchSettings()
     source: str = "<embedded simulator>"
     simulator: SimulatorSettings | None = None
 
@@ -482,6 +497,7 @@ TOP_LEVEL_KEYS = {
     "max_jobs_per_project",
     "request_timeout_s",
     "sync_timeout_s",
+    "watch",
 }
 
 
@@ -537,6 +553,7 @@ def parse_settings(document: object, source: str, env: Mapping[str, str]) -> Set
         sync_timeout_s=_seconds(
             top.get("sync_timeout_s", DEFAULT_SYNC_TIMEOUT_S), source, "sync_timeout_s"
         ),
+        watch=parse_watch(top.get("watch"), source),
         source=source,
     )
 
@@ -587,6 +604,49 @@ def load_schedule(env: Mapping[str, str] | None = None, cwd: Path | None = None)
     if not isinstance(document, dict):
         return DEFAULT_SCHEDULE
     return parse_schedule(document.get("schedule", DEFAULT_SCHEDULE), str(path))
+
+
+def load_watch(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> WatchSettings:
+    """Only the ``watch`` key, for building Dagster definitions (the sensor's interval),
+    as ``load_schedule`` reads only ``schedule``. Raises ConfigError when the file or
+    its ``watch`` is unusable."""
+    path = config_path(env, cwd)
+    if path is None:
+        return WatchSettings()
+    document = read_yaml(path)
+    if not isinstance(document, dict):
+        return WatchSettings()
+    return parse_watch(document.get("watch"), str(path))
+
+
+def parse_watch(value: object, source: str) -> WatchSettings:
+    if value is None:
+        return WatchSettings()
+    watch = _mapping(value, source, "watch")
+    _reject_unknown_keys(watch, {"statuses", "seconds"}, source, "watch")
+    seconds = _integer(
+        watch.get("seconds", DEFAULT_WATCH_SECONDS), source, "watch.seconds", 1, 86_400
+    )
+    listed = watch.get("statuses", list(DEFAULT_WATCH_STATUSES))
+    if not isinstance(listed, list):
+        raise ConfigError(
+            source,
+            "watch.statuses",
+            "must be a list of status names, like [ASYNC_JOB_VALIDATING] ([] turns the watch off)",
+        )
+    for index, status in enumerate(listed):
+        key = f"watch.statuses[{index}]"
+        if not isinstance(status, str) or not STATUS_NAME_PATTERN.fullmatch(status):
+            raise ConfigError(source, key, "must be a status name like ASYNC_JOB_VALIDATING")
+        if status == drs_statuses.COMMIT_SUCCESS:
+            # Final: watching it would list every committed job each round, and no
+            # bound it could sharpen ends there.
+            raise ConfigError(
+                source, key, f"{status} never changes again: watching it sharpens nothing"
+            )
+        if status in listed[:index]:
+            raise ConfigError(source, key, f"duplicate of watch.statuses[{listed.index(status)}]")
+    return WatchSettings(statuses=tuple(listed), seconds=seconds)
 
 
 def _parse_stuck_after(value: object, source: str) -> dict[str, float]:

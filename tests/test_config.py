@@ -13,10 +13,12 @@ from drs_pipeline.config import (
     PasswordAuthSettings,
     Secret,
     TokenAuthSettings,
+    WatchSettings,
     duckdb_path,
     load_schedule,
     load_settings,
     load_settings_file,
+    load_watch,
     short,
 )
 from drs_pipeline.drs.regions import REGION_DOMAINS
@@ -639,3 +641,66 @@ def test_the_keys_that_bound_what_a_server_is_believed_are_validated(
     with pytest.raises(ConfigError) as caught:
         load_settings_file(path, ENV)
     assert str(caught.value) == f"{path}: {key}: {problem}"
+
+
+def test_the_watch_has_defaults_and_takes_values(tmp_path: Path) -> None:
+    minimal = f"projects: [{{project_id: {PROJECT}, region: cn-south-2}}]\n"
+    assert load_settings_file(write(tmp_path, minimal), ENV).watch == WatchSettings(
+        statuses=("ASYNC_JOB_VALIDATING",), seconds=30
+    )
+    chosen = (
+        minimal + "watch: {statuses: [ASYNC_JOB_VALIDATING, ASYNC_JOB_CREATING], seconds: 10}\n"
+    )
+    assert load_settings_file(write(tmp_path, chosen), ENV).watch == WatchSettings(
+        statuses=("ASYNC_JOB_VALIDATING", "ASYNC_JOB_CREATING"), seconds=10
+    )
+    # An empty list turns the watch off.
+    off = minimal + "watch: {statuses: []}\n"
+    assert load_settings_file(write(tmp_path, off), ENV).watch == WatchSettings((), 30)
+
+
+@pytest.mark.parametrize(
+    ("line", "key", "problem"),
+    [
+        ("watch: 30", "watch", "must be a mapping of keys to values"),
+        ("watch: {every: 30}", "watch.every", "unknown key; allowed here: seconds, statuses"),
+        ("watch: {seconds: 0}", "watch.seconds", "must be from 1 to 86400, got 0"),
+        ("watch: {seconds: 2.5}", "watch.seconds", "must be an integer from 1 to 86400"),
+        (
+            "watch: {statuses: ASYNC_JOB_VALIDATING}",
+            "watch.statuses",
+            "must be a list of status names, like [ASYNC_JOB_VALIDATING] ([] turns the watch off)",
+        ),
+        (
+            "watch: {statuses: [validating]}",
+            "watch.statuses[0]",
+            "must be a status name like ASYNC_JOB_VALIDATING",
+        ),
+        (
+            "watch: {statuses: [ASYNC_JOB_VALIDATING, COMMIT_SUCCESS]}",
+            "watch.statuses[1]",
+            "COMMIT_SUCCESS never changes again: watching it sharpens nothing",
+        ),
+        (
+            "watch: {statuses: [ASYNC_JOB_VALIDATING, ASYNC_JOB_VALIDATING]}",
+            "watch.statuses[1]",
+            "duplicate of watch.statuses[0]",
+        ),
+    ],
+)
+def test_the_watch_is_validated(tmp_path: Path, line: str, key: str, problem: str) -> None:
+    path = write(tmp_path, f"projects: [{{project_id: {PROJECT}, region: cn-south-2}}]\n{line}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings_file(path, ENV)
+    assert str(caught.value) == f"{path}: {key}: {problem}"
+    # The same error when definitions load, which read only this key.
+    with pytest.raises(ConfigError) as caught:
+        load_watch({"DRS_CONFIG": str(path)})
+    assert str(caught.value) == f"{path}: {key}: {problem}"
+
+
+def test_load_watch_reads_only_the_watch(tmp_path: Path) -> None:
+    # No credentials, no valid project: definitions load without them.
+    path = write(tmp_path, "projects: []\nwatch: {seconds: 12}\n")
+    assert load_watch({"DRS_CONFIG": str(path)}) == WatchSettings(seconds=12)
+    assert load_watch({"DRS_HOME": str(tmp_path / "nowhere")}) == WatchSettings()

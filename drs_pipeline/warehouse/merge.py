@@ -156,7 +156,9 @@ CHECK_STEPS: tuple[Step, ...] = (
 )
 
 
-def apply_syncs(con: duckdb.DuckDBPyConnection, syncs: Sequence[ProjectSync]) -> list[SyncRunRow]:
+def apply_syncs(
+    con: duckdb.DuckDBPyConnection, syncs: Sequence[ProjectSync], *, record_runs: bool = True
+) -> list[SyncRunRow]:
     """Merge several projects' snapshots and record their runs in one transaction.
 
     One set-based merge for the whole batch: a statement costs about the same
@@ -165,6 +167,9 @@ def apply_syncs(con: duckdb.DuckDBPyConnection, syncs: Sequence[ProjectSync]) ->
     nothing of any project in the batch is written (the caller may then merge
     them one by one to isolate the culprit). Returns the run rows as recorded,
     in the order given, with the merge's counts filled in.
+
+    ``record_runs=False`` writes no ``drs.sync_runs`` rows: the watch
+    (``drs_pipeline.watch``) adds observations, it is not a sync.
     """
     if not syncs:
         return []
@@ -212,7 +217,8 @@ def apply_syncs(con: duckdb.DuckDBPyConnection, syncs: Sequence[ProjectSync]) ->
                 )
                 for sync in syncs
             ]
-            insert_runs(con, recorded)
+            if record_runs:
+                insert_runs(con, recorded)
             con.execute("COMMIT")
         except BaseException:
             # A COMMIT that failed (disk full, file too large) has already ended

@@ -55,3 +55,23 @@ SELECT project_id, max(finished_at) AS finished_at
 FROM drs.sync_runs
 WHERE outcome = 'ok'
 GROUP BY project_id;
+
+-- name: watched_jobs
+-- The watch's look-ups: the configured projects' jobs present in a watched status,
+-- per project the longest unobserved first (drs_pipeline/watch.py).
+SELECT project_id, async_job_id
+FROM drs.async_jobs
+WHERE NOT is_gone
+  AND list_contains($statuses, status)
+  AND list_contains($project_ids, project_id)
+ORDER BY project_id, last_seen_at, async_job_id;
+
+-- name: watched_job_count
+-- Whether the watch has anything to watch, read by its sensor from the published
+-- copy: the jobs of watched_jobs, and when the copy was published.
+SELECT
+    (SELECT count(*) FROM drs.async_jobs
+     WHERE NOT is_gone
+       AND list_contains($statuses, status)
+       AND list_contains($project_ids, project_id)) AS jobs,
+    (SELECT max(published_at) FROM drs.publication) AS published_at;

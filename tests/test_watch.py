@@ -1,0 +1,254 @@
+"""The watch (drs_pipeline.watch): rounds against the simulator over loopback HTTP,
+merged into a real DuckDB file between real syncs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from drs_pipeline.config import ConfigError, Settings, embedded_simulator_settings
+from drs_pipeline.drs import statuses
+from drs_pipeline.simulator.faults import ScriptedFault
+from drs_pipeline.warehouse.store import Warehouse
+from drs_pipeline.warehouse.target import claim_target
+from drs_pipeline.watch import WatchReport, run_watch
+
+from .helpers import (
+    QUICK_RETRY,
+    Simulator,
+    assert_history_invariants,
+    query,
+    settings_for,
+    sync,
+)
+
+REQUEST_ID = "5f2c0e1d9b8a47c6a3e4d5f60718293a"
+
+
+def watch(simulator: Simulator, settings: Settings, database: Path) -> WatchReport:
+    """One real round, observing time on the simulator's clock."""
+    return run_watch(settings, database, clock=simulator.now, retry=QUICK_RETRY)
+
+
+def intervals(database: Path, job_id: str) -> list[tuple[str, datetime, datetime | None]]:
+    return query(
+        database,
+        "SELECT status, valid_from, valid_to FROM drs.async_job_history "
+        "WHERE async_job_id = ? ORDER BY valid_from",
+        [job_id],
+    )
+
+
+def current(database: Path, job_id: str) -> tuple[str, datetime, datetime, bool]:
+    """A job's status, status_since, last_seen_at and is_gone."""
+    ((row),) = query(
+        database,
+        "SELECT status, status_since, last_seen_at, is_gone FROM drs.async_jobs "
+        "WHERE async_job_id = ?",
+        [job_id],
+    )
+    return row
+
+
+def sync_run_count(database: Path) -> int:
+    ((count,),) = query(database, "SELECT count(*) FROM drs.sync_runs")
+    return int(count)
+
+
+def test_the_watch_sees_a_validating_job_change_between_two_syncs(
+    simulator: Simulator, tmp_path: Path, database: Path
+) -> None:
+    """The job's validating interval closes at the watch's observation, not at the next
+    sync's; a job still validating is observed at the watch's time; a job in no
+    watched status is not asked for; and no sync_runs row is written."""
+    project_id = simulator.project_ids[0]
+    world = simulator.world
+    passed, waiting, committed = (world.add_job(project_id).async_job_id for _ in range(3))
+    world.set_status(project_id, committed, statuses.COMMIT_SUCCESS)
+    settings = settings_for(simulator, tmp_path, [project_id])
+    synced_at = simulator.now()
+    assert sync(simulator, settings, database).all_ok
+
+    simulator.clock.advance(20)
+    world.set_status(project_id, passed, statuses.VALIDATE_SUCCESS)
+    arrived = world.add_job(project_id).async_job_id
+    simulator.clock.advance(5)
+    watched_at = simulator.now()
+    report = watch(simulator, settings, database)
+
+    (project,) = report.projects
+    assert (project.outcome, project.error) == ("ok", None)
+    # Listed: the job still validating and the new one; found by id: the one that passed.
+    assert (project.jobs_observed, project.looked_up, project.not_found) == (3, 1, 0)
+    assert (project.changed_jobs, project.new_jobs) == (1, 1)
+    # One listing (one watched status) and one look-up.
+    assert project.requests == 2
+    assert intervals(database, passed) == [
+        (statuses.VALIDATING, synced_at, watched_at),
+        (statuses.VALIDATE_SUCCESS, watched_at, None),
+    ]
+    assert current(database, passed) == (statuses.VALIDATE_SUCCESS, watched_at, watched_at, False)
+    # The bound the watch sharpens: the last observation still validating.
+    assert current(database, waiting) == (statuses.VALIDATING, synced_at, watched_at, False)
+    assert current(database, arrived) == (statuses.VALIDATING, watched_at, watched_at, False)
+    assert current(database, committed)[2] == synced_at
+    assert sync_run_count(database) == 1
+    assert_history_invariants(database)
+
+    # The next sync finds the change already recorded.
+    simulator.clock.advance(300)
+    again = sync(simulator, settings, database)
+    assert (again.projects[0].run.changed_jobs, again.projects[0].run.new_jobs) == (0, 0)
+    assert intervals(database, passed)[0] == (statuses.VALIDATING, synced_at, watched_at)
+    assert sync_run_count(database) == 2
+    assert_history_invariants(database)
+
+
+@pytest.mark.parametrize("answer", ["empty list", "400 DRS.10000010"])
+def test_a_job_the_watch_cannot_find_by_id_is_not_marked_gone(
+    simulator: Simulator, tmp_path: Path, database: Path, answer: str
+) -> None:
+    project_id = simulator.project_ids[0]
+    job_id = simulator.world.add_job(project_id).async_job_id
+    settings = settings_for(simulator, tmp_path, [project_id])
+    synced_at = simulator.now()
+    sync(simulator, settings, database)
+
+    simulator.clock.advance(30)
+    simulator.world.vanish(project_id, job_id)
+    simulator.faults.unknown_id_error = answer == "400 DRS.10000010"
+    report = watch(simulator, settings, database)
+
+    (project,) = report.projects
+    assert (project.outcome, project.looked_up, project.not_found) == ("ok", 1, 1)
+    assert (project.jobs_observed, project.changed_jobs) == (0, 0)
+    assert intervals(database, job_id) == [(statuses.VALIDATING, synced_at, None)]
+    assert current(database, job_id) == (statuses.VALIDATING, synced_at, synced_at, False)
+    assert sync_run_count(database) == 1
+
+
+def test_a_server_that_ignores_the_status_filter_still_merges_correctly(
+    simulator: Simulator, tmp_path: Path, database: Path
+) -> None:
+    """Its answer lists jobs of every status: each record is a true observation."""
+    project_id = simulator.project_ids[0]
+    world = simulator.world
+    passed, committed = (world.add_job(project_id).async_job_id for _ in range(2))
+    world.set_status(project_id, committed, statuses.COMMIT_SUCCESS)
+    settings = settings_for(simulator, tmp_path, [project_id])
+    synced_at = simulator.now()
+    sync(simulator, settings, database)
+
+    simulator.clock.advance(15)
+    world.set_status(project_id, passed, statuses.VALIDATE_FAILED)
+    now = simulator.clock.now()
+    everything = [world.get_job(project_id, j).record_at(now) for j in (passed, committed)]
+    # The whole list, whatever the filter asked for.
+    simulator.faults.script(
+        ScriptedFault(
+            status=200,
+            body={"total_count": 2, "jobs": everything},
+            project_id=project_id,
+            offset=0,
+        )
+    )
+    watched_at = simulator.now()
+    report = watch(simulator, settings, database)
+
+    (project,) = report.projects
+    assert simulator.faults.pending() == 0
+    # The job that failed validation was in the answer: no look-up needed.
+    assert (project.outcome, project.jobs_observed, project.looked_up) == ("ok", 2, 0)
+    assert project.changed_jobs == 1
+    assert intervals(database, passed) == [
+        (statuses.VALIDATING, synced_at, watched_at),
+        (statuses.VALIDATE_FAILED, watched_at, None),
+    ]
+    assert current(database, committed) == (statuses.COMMIT_SUCCESS, synced_at, watched_at, False)
+    assert_history_invariants(database)
+
+
+def test_a_project_whose_listing_fails_is_reported_and_the_others_land(
+    simulator: Simulator, tmp_path: Path, database: Path
+) -> None:
+    good, refused = simulator.project_ids[:2]
+    world = simulator.world
+    good_job = world.add_job(good).async_job_id
+    refused_job = world.add_job(refused).async_job_id
+    settings = settings_for(simulator, tmp_path, [good, refused])
+    synced_at = simulator.now()
+    sync(simulator, settings, database)
+
+    simulator.clock.advance(10)
+    world.set_status(good, good_job, statuses.VALIDATE_SUCCESS)
+    world.set_status(refused, refused_job, statuses.VALIDATE_SUCCESS)
+    simulator.faults.script(
+        ScriptedFault(
+            status=403,
+            body={"error_code": "DRS.M00261", "error_msg": "Invalid project ID."},
+            headers={"X-Request-Id": REQUEST_ID},
+            project_id=refused,
+        )
+    )
+    watched_at = simulator.now()
+    report = watch(simulator, settings, database)
+
+    results = {p.project_id: p for p in report.projects}
+    assert results[good].outcome == "ok" and results[good].changed_jobs == 1
+    failed = results[refused]
+    assert (failed.outcome, failed.error_code, failed.request_id) == (
+        "failed",
+        "DRS.M00261",
+        REQUEST_ID,
+    )
+    assert failed.error == (
+        f"project {refused}, listing status={statuses.VALIDATING}, page offset 0: "
+        f"HTTP 403 DRS.M00261: Invalid project ID. (X-Request-Id {REQUEST_ID})"
+    )
+    assert report.failed == (failed,)
+    assert current(database, good_job)[:2] == (statuses.VALIDATE_SUCCESS, watched_at)
+    # Nothing of the failed project was written.
+    assert current(database, refused_job) == (statuses.VALIDATING, synced_at, synced_at, False)
+    assert sync_run_count(database) == 2
+
+
+def test_look_ups_are_bounded_by_max_absence_checks_and_the_next_round_asks_for_the_rest(
+    simulator: Simulator, tmp_path: Path, database: Path
+) -> None:
+    project_id = simulator.project_ids[0]
+    world = simulator.world
+    jobs = [world.add_job(project_id).async_job_id for _ in range(3)]
+    settings = settings_for(simulator, tmp_path, [project_id], max_absence_checks=2)
+    sync(simulator, settings, database)
+
+    simulator.clock.advance(10)
+    for job_id in jobs:
+        world.set_status(project_id, job_id, statuses.VALIDATE_SUCCESS)
+    first = watch(simulator, settings, database).projects[0]
+    assert (first.outcome, first.looked_up, first.changed_jobs) == ("incomplete", 2, 2)
+    assert first.error == (
+        "3 watched jobs were not listed, 2 asked for by id (max_absence_checks 2); "
+        "the next rounds ask for the rest"
+    )
+
+    simulator.clock.advance(10)
+    second = watch(simulator, settings, database).projects[0]
+    # The one left, and only it: it is the only job still validating in the history.
+    assert (second.outcome, second.looked_up, second.changed_jobs) == ("ok", 1, 1)
+    statuses_now = query(database, "SELECT DISTINCT status FROM drs.async_jobs")
+    assert statuses_now == [(statuses.VALIDATE_SUCCESS,)]
+    assert_history_invariants(database)
+
+
+def test_the_watch_refuses_a_database_of_the_other_kind_of_history(
+    simulator: Simulator, tmp_path: Path, database: Path
+) -> None:
+    with Warehouse(database) as warehouse:
+        claim_target(warehouse.connection, database, embedded_simulator_settings())
+    settings = settings_for(simulator, tmp_path, simulator.project_ids[:1])
+
+    with pytest.raises(ConfigError, match="holds the embedded simulator's demo history"):
+        watch(simulator, settings, database)
+    assert simulator.app.stats.requests == 0
