@@ -19,14 +19,19 @@ from drs_pipeline.defs.ingest import checks as ingest_checks
 from drs_pipeline.defs.marts import assets as marts_assets
 from drs_pipeline.defs.marts import checks as marts_checks
 from drs_pipeline.defs.publish import assets as publish_assets
+from drs_pipeline.defs.watch import jobs as watch_jobs
+from drs_pipeline.defs.watch import sensors as watch_sensors
 
-# The modules holding assets and asset checks.
+# The modules holding assets and asset checks, and the watch's (its job and sensor
+# are wired by watch_sensors.watch, which reads the sensor's interval from drs.yaml).
 DEFS_MODULES: tuple[ModuleType, ...] = (
     ingest_assets,
     ingest_checks,
     marts_assets,
     marts_checks,
     publish_assets,
+    watch_jobs,
+    watch_sensors,
 )
 
 
@@ -39,6 +44,7 @@ def defs() -> dg.Definitions:
         ),
         resources.resources(),
         schedules.schedules(),
+        watch_sensors.watch(),
     )
 
 
