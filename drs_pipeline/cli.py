@@ -1,7 +1,9 @@
-"""``drs-pipeline``: sync, demo, sql, simulator and bench from the command line.
+"""``drs-pipeline``: sync, watch, demo, sql, simulator and bench from the command line.
 
 ``sync`` and ``demo`` materialize the same Dagster assets the daemon runs,
 in-process, so the command line and the schedule can never drift apart.
+``watch`` calls what the watch's one op calls (``drs_pipeline.watch.run_watch``)
+once a round, without Dagster: a run a round would cost more than the round.
 
 What a user sees is plain: the per-project table on stdout, then one line on
 stderr for each project that was not ok and for each failure of the run. An
@@ -14,14 +16,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import re
+import signal
 import sys
 import textwrap
 import time
 from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING
 
 from drs_pipeline.config import (
@@ -38,6 +43,8 @@ if TYPE_CHECKING:
     # `--version` should not wait for them (docs/performance.md).
     import dagster as dg
     import pandas as pd
+
+    from drs_pipeline.watch import WatchReport
 
 EXIT_OK, EXIT_NOT_OK, EXIT_CONFIG = 0, 1, 2
 # How DrsApiResource.settings_for_run words a configuration error inside a run.
@@ -59,6 +66,18 @@ DESCRIPTIONS: dict[str, tuple[str, dict[int, str]]] = {
             EXIT_NOT_OK: "some project failed or was incomplete (the others still landed), "
             "or a step or check of the run failed",
             EXIT_CONFIG: f"configuration error (nothing was requested), or {USAGE_ERROR}",
+        },
+    ),
+    "watch": (
+        "Observe the jobs in a watched status (watch.statuses of drs.yaml) every few seconds "
+        "until stopped: per project, one listing per watched status and a look-up by id of "
+        "each watched job they lacked, merged into the history (no marts, no publication). "
+        "Prints one line per round, then one line for each project that was not ok.",
+        {
+            EXIT_OK: "stopped (Ctrl-C, SIGTERM, or --for ran out), whatever the rounds found",
+            EXIT_CONFIG: "configuration error, the watch is off (watch.statuses is empty) or "
+            "the database holds the other kind of history (nothing was requested), or "
+            f"{USAGE_ERROR}",
         },
     ),
     "demo": (
@@ -136,6 +155,27 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     )
     sync.add_argument("--database", type=Path, help="DuckDB file (default: $DRS_DUCKDB_PATH)")
     sync.set_defaults(handler=_sync_command)
+
+    watch = commands.add_parser("watch", help="observe the jobs in a watched status until stopped")
+    watch.add_argument(
+        "--config", type=Path, help="configuration file (default: $DRS_CONFIG, else ./drs.yaml)"
+    )
+    watch.add_argument("--database", type=Path, help="DuckDB file (default: $DRS_DUCKDB_PATH)")
+    watch.add_argument(
+        "--for",
+        dest="duration",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="stop after this long (default: run until Ctrl-C)",
+    )
+    watch.add_argument(
+        "--every",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="seconds from one round's start to the next's (default: watch.seconds of "
+        "drs.yaml, 30)",
+    )
+    watch.set_defaults(handler=_watch_command)
 
     demo = commands.add_parser("demo", help="run the whole product on the embedded simulator")
     demo.add_argument("--syncs", type=int, default=4, help="syncs to run")
@@ -292,6 +332,16 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     return parser
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds < math.inf:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return seconds
+
+
 def _command_of(argv: Sequence[str]) -> str | None:
     """The subcommand ``argv`` names: its first word that is not an option (the
     options before it take no value)."""
@@ -335,6 +385,101 @@ def _sync_command(args: argparse.Namespace) -> int:
     projects = f"{count} project" + ("s" if count != 1 else "")
     print(f"syncing {projects} from {settings.source} into {database}")
     return _materialize_and_report(database, verbose=args.verbose, config_path=args.config)
+
+
+def _watch_command(args: argparse.Namespace) -> int:
+    from drs_pipeline.warehouse.target import check_target
+
+    database = args.database.resolve() if args.database else duckdb_path()
+    try:
+        settings = load_settings_file(args.config) if args.config else load_settings()
+        if not settings.watch.statuses:
+            raise ConfigError(settings.source, "watch.statuses", "is empty: the watch is off")
+        # The watch publishes nothing: only the database is checked.
+        check_target(database, settings)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    every = args.every if args.every is not None else float(settings.watch.seconds)
+    until = f"for {args.duration:g} s" if args.duration is not None else "until Ctrl-C"
+    print(
+        f"watching {_counted(len(settings.projects), 'project')} for "
+        f"{', '.join(settings.watch.statuses)} every {every:g} s {until}, "
+        f"from {settings.source} into {database}",
+        flush=True,
+    )
+    # SIGTERM (a service manager, `timeout`) stops the watch as Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
+    started = time.monotonic()
+    deadline = started + args.duration if args.duration is not None else math.inf
+    try:
+        for number in range(1, sys.maxsize):
+            if not _watch_round(number, settings, database, every, verbose=args.verbose):
+                return EXIT_CONFIG
+            # Rounds start every `every` seconds; a round that ran long skips the starts
+            # it missed rather than running the next ones back to back.
+            now = time.monotonic()
+            next_at = started + every * (math.floor((now - started) / every) + 1)
+            if next_at >= deadline:
+                time.sleep(max(0.0, deadline - now))
+                break
+            time.sleep(next_at - now)
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _watch_round(
+    number: int, settings: Settings, database: Path, every: float, *, verbose: bool
+) -> bool:
+    """One round and its lines; False on a configuration error (it would recur)."""
+    from drs_pipeline.warehouse.store import WarehouseLockedError
+    from drs_pipeline.watch import run_watch
+
+    try:
+        # A round waits for the file at most until the next one is due.
+        report = run_watch(settings, database, lock_timeout_s=every)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return False
+    except WarehouseLockedError as exc:
+        print(f"round {number}: skipped: {exc}", file=sys.stderr, flush=True)
+        return True
+    except Exception as exc:
+        # A watch runs for hours: one round's failure (a full disk) is reported and the
+        # next round tries again.
+        if verbose:
+            log.exception("round %d failed", number)
+        print(
+            f"round {number}: failed: {type(exc).__name__}: {exc}"
+            + ("" if verbose else " (run again with -v for the stack trace)"),
+            file=sys.stderr,
+            flush=True,
+        )
+        return True
+    print(_round_line(number, report), flush=True)
+    for project in report.not_ok:
+        print(
+            f"{project.project_id}: {project.outcome}: {project.error}", file=sys.stderr, flush=True
+        )
+    return True
+
+
+def _round_line(number: int, report: WatchReport) -> str:
+    failed = f" ({len(report.failed)} failed)" if report.failed else ""
+    return (
+        f"round {number}: {_counted(len(report.projects), 'project')}{failed}, "
+        f"{_counted(report.jobs_observed, 'job')} observed, {report.changed_jobs} changed, "
+        f"{report.new_jobs} new"
+    )
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("s" if count != 1 else "")
 
 
 def _demo_command(args: argparse.Namespace) -> int:

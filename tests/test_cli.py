@@ -6,6 +6,7 @@ import contextlib
 import itertools
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -19,10 +20,13 @@ import httpx
 import pytest
 
 from drs_pipeline import cli
-from drs_pipeline.config import ConfigError, load_settings_file
+from drs_pipeline.config import ConfigError, embedded_simulator_settings, load_settings_file
+from drs_pipeline.drs import statuses
 from drs_pipeline.simulator.faults import ScriptedFault
+from drs_pipeline.warehouse.store import Warehouse
+from drs_pipeline.warehouse.target import claim_target
 
-from .helpers import Simulator, query, write_config
+from .helpers import Simulator, query, settings_for, sync, write_config
 
 CLI = str(Path(sys.executable).parent / "drs-pipeline")
 
@@ -221,6 +225,12 @@ def test_each_command_has_a_description_its_defaults_and_its_exit_codes(tmp_path
             "  1  some project failed or was incomplete (the others still landed), or a",
             "  2  configuration error (nothing was requested), or wrong options",
         ],
+        "watch": [
+            "Observe the jobs in a watched status (watch.statuses of drs.yaml) every few",
+            "--for SECONDS        stop after this long (default: run until Ctrl-C)",
+            "  0  stopped (Ctrl-C, SIGTERM, or --for ran out), whatever the rounds found",
+            "  2  configuration error, the watch is off (watch.statuses is empty) or the",
+        ],
         "demo": [
             "Run the whole product on the embedded simulator",
             "--syncs SYNCS        syncs to run (default: 4)",
@@ -379,3 +389,133 @@ def _wait_until_answering(url: str) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+# -- watch ---------------------------------------------------------------------------------
+
+
+def watched_history(simulator: Simulator, tmp_path: Path, database: Path) -> tuple[str, Path]:
+    """A history synced with two jobs validating, then one of them validated: the project
+    and a configuration for the command."""
+    project_id = simulator.project_ids[0]
+    passed = simulator.world.add_job(project_id).async_job_id
+    simulator.world.add_job(project_id)
+    sync(simulator, settings_for(simulator, tmp_path, [project_id]), database)
+    simulator.clock.advance(1)
+    simulator.world.set_status(project_id, passed, statuses.VALIDATE_SUCCESS)
+    return project_id, write_config(tmp_path / "watch.yaml", simulator, [project_id])
+
+
+def test_watch_prints_one_line_per_round_and_exits_0_when_its_time_is_up(
+    simulator: Simulator, tmp_path: Path, database: Path
+) -> None:
+    _, config = watched_history(simulator, tmp_path, database)
+    env = {"DRS_AUTH_TOKEN": simulator.token, "DRS_DUCKDB_PATH": str(database)}
+    started = time.monotonic()
+    done = run(["watch", "--for", "1.5", "--every", "30", "--config", str(config)], env, tmp_path)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.splitlines() == [
+        f"watching 1 project for {statuses.VALIDATING} every 30 s for 1.5 s, "
+        f"from {config} into {database}",
+        "round 1: 1 project, 2 jobs observed, 1 changed, 0 new",
+    ]
+    # It stops when --for runs out, not at the next round's start.
+    assert time.monotonic() - started < 25
+    assert query(database, "SELECT count(*) FROM drs.sync_runs") == [(1,)]
+    assert query(database, "SELECT list_sort(list(status)) FROM drs.async_jobs") == [
+        ([statuses.VALIDATING, statuses.VALIDATE_SUCCESS],)
+    ]
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_watch_runs_rounds_until_stopped_and_exits_0_without_a_traceback(
+    simulator: Simulator, tmp_path: Path, database: Path, stop: signal.Signals
+) -> None:
+    _, config = watched_history(simulator, tmp_path, database)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DRS_", "DAGSTER_"))}
+    env |= {"DRS_AUTH_TOKEN": simulator.token, "DRS_DUCKDB_PATH": str(database)}
+    watcher = subprocess.Popen(
+        [CLI, "watch", "--every", "0.5", "--config", str(config)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert watcher.stdout is not None
+        header = watcher.stdout.readline()
+        rounds = [watcher.stdout.readline(), watcher.stdout.readline()]
+        watcher.send_signal(stop)
+        rest, stderr = watcher.communicate(timeout=60)
+    finally:
+        watcher.kill()
+        watcher.wait()
+    assert (watcher.returncode, stderr) == (0, "")
+    assert header == (
+        f"watching 1 project for {statuses.VALIDATING} every 0.5 s until Ctrl-C, "
+        f"from {config} into {database}\n"
+    )
+    assert rounds == [
+        "round 1: 1 project, 2 jobs observed, 1 changed, 0 new\n",
+        "round 2: 1 project, 1 job observed, 0 changed, 0 new\n",
+    ]
+    for number, line in enumerate(rest.splitlines(), start=3):
+        assert line == f"round {number}: 1 project, 1 job observed, 0 changed, 0 new"
+
+
+def test_watch_reports_a_project_it_cannot_list_and_goes_on(
+    simulator: Simulator, tmp_path: Path, database: Path
+) -> None:
+    good, config = watched_history(simulator, tmp_path, database)
+    refused = simulator.project_ids[1]
+    config = write_config(tmp_path / "watch.yaml", simulator, [good, refused])
+    refuse(simulator, refused)
+    env = {"DRS_AUTH_TOKEN": simulator.token, "DRS_DUCKDB_PATH": str(database)}
+    done = run(["watch", "--for", "1", "--config", str(config)], env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1:] == [
+        "round 1: 2 projects (1 failed), 2 jobs observed, 1 changed, 0 new"
+    ]
+    assert done.stderr.splitlines() == [
+        f"{refused}: failed: project {refused}, listing status={statuses.VALIDATING}, "
+        f"page offset 0: HTTP 403 DRS.M00261: Invalid project ID. (X-Request-Id {REQUEST_ID})"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("watch", "problem"),
+    [
+        ("{seconds: 0}", "watch.seconds: must be from 1 to 86400, got 0"),
+        ("{statuses: []}", "watch.statuses: is empty: the watch is off"),
+    ],
+)
+def test_watch_configuration_error_exits_2_in_one_line_before_any_request(
+    simulator: Simulator, tmp_path: Path, database: Path, watch: str, problem: str
+) -> None:
+    config = write_config(tmp_path / "drs.yaml", simulator, watch=watch)
+    env = {"DRS_AUTH_TOKEN": simulator.token, "DRS_DUCKDB_PATH": str(database)}
+    done = run(["watch", "--config", str(config)], env, tmp_path)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.splitlines() == [f"configuration error: {config}: {problem}"]
+    assert_quiet(done)
+    assert simulator.app.stats.requests == 0 and not database.exists()
+
+
+def test_watch_refuses_a_database_of_the_other_kind_and_wrong_options(
+    simulator: Simulator, tmp_path: Path, database: Path
+) -> None:
+    with Warehouse(database) as warehouse:
+        claim_target(warehouse.connection, database, embedded_simulator_settings())
+    config = write_config(tmp_path / "drs.yaml", simulator)
+    env = {"DRS_AUTH_TOKEN": simulator.token, "DRS_DUCKDB_PATH": str(database)}
+    done = run(["watch", "--config", str(config)], env, tmp_path)
+    assert (done.returncode, done.stdout) == (2, "")
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"configuration error: {database}: (database): holds the embedded")
+    assert simulator.app.stats.requests == 0
+
+    done = run(["watch", "--every", "0"], env, tmp_path)
+    assert done.returncode == 2
+    assert "argument --every: '0' is not a positive number of seconds" in done.stderr
+    assert_quiet(done)
