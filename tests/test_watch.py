@@ -252,3 +252,50 @@ def test_the_watch_refuses_a_database_of_the_other_kind_of_history(
     with pytest.raises(ConfigError, match="holds the embedded simulator's demo history"):
         watch(simulator, settings, database)
     assert simulator.app.stats.requests == 0
+
+
+def test_with_the_watch_on_each_end_of_validation_is_known_to_within_one_round(
+    streaming_simulator: Simulator, tmp_path: Path, database: Path
+) -> None:
+    """The issue's promise, at the level the history keeps today: against the generated
+    world (speed 60: a validation takes 0.5 to 10 s), with a round every 2 s, every
+    validating interval that closed during the watch closed at most one round after the
+    job's true change (the simulator's ground truth), and the jobs still validating were
+    last observed at the last round."""
+    simulator = streaming_simulator
+    project_id = simulator.project_ids[0]
+    settings = settings_for(simulator, tmp_path, [project_id])
+    sync(simulator, settings, database)
+    every = 2.0
+    for _ in range(40):
+        simulator.clock.advance(every)
+        report = watch(simulator, settings, database)
+        assert report.projects[0].outcome == "ok"
+    last_round = simulator.now()
+
+    closed = query(
+        database,
+        "SELECT async_job_id, valid_from, valid_to FROM drs.async_job_history "
+        "WHERE status = ? AND valid_to IS NOT NULL ORDER BY valid_to",
+        [statuses.VALIDATING],
+    )
+    assert len(closed) >= 5, "too few validations ended during the watch to show anything"
+    for job_id, valid_from, valid_to in closed:
+        timeline = simulator.world.get_job(project_id, job_id).timeline
+        # The true change: the first step after the interval began that left validating.
+        (changed_at,) = [
+            at
+            for (at, status), (_, before) in zip(timeline[1:], timeline, strict=False)
+            if before == statuses.VALIDATING
+            and status != statuses.VALIDATING
+            and valid_from.timestamp() < at <= valid_to.timestamp()
+        ]
+        assert valid_to.timestamp() - changed_at < every, (job_id, timeline, valid_to)
+    still = query(
+        database,
+        "SELECT DISTINCT last_seen_at FROM drs.async_jobs WHERE status = ? AND NOT is_gone",
+        [statuses.VALIDATING],
+    )
+    assert still in ([], [(last_round,)])
+    assert sync_run_count(database) == 1
+    assert_history_invariants(database)
