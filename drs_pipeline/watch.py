@@ -122,8 +122,9 @@ def run_watch(
 ) -> WatchReport:
     """One round of the watch over every configured project, merged into ``database``.
 
-    Holds the database for the whole round (one writer), which is short: a few
-    requests per project.
+    The database is held only to read the watched jobs and then to merge, not while
+    requests are in flight: a sync in another process waits for the file at most
+    that long (its observations, newer, then win over the round's).
     """
     with Warehouse(database, lock_timeout_s=lock_timeout_s) as warehouse:
         # Before anything is requested or written: real history and the embedded
@@ -131,14 +132,44 @@ def run_watch(
         claim_target(warehouse.connection, database, settings)
         watched = watched_jobs(warehouse.connection, settings)
 
-        async def main() -> WatchReport:
-            drs = build_targets(settings, retry=retry, paging=paging, clock=clock)
-            async with drs.client:
-                return await watch_projects(
-                    settings, drs.client, warehouse, watched, targets=drs.projects, clock=clock
-                )
+    async def main() -> _Round:
+        drs = build_targets(settings, retry=retry, paging=paging, clock=clock)
+        async with drs.client:
+            return await observe_projects(
+                settings, drs.client, watched, targets=drs.projects, clock=clock
+            )
 
-        return asyncio.run(main())
+    round_ = asyncio.run(main())
+    with Warehouse(database, lock_timeout_s=lock_timeout_s) as warehouse:
+        landed = _land(
+            warehouse.connection, [o for o in round_.observed if isinstance(o, _Observed)]
+        )
+    results = tuple(
+        o if isinstance(o, ProjectWatch) else landed[o.project.project_id] for o in round_.observed
+    )
+    for result in results:
+        log.info(
+            "watch: project %s (%s): %s, %d jobs observed, %d looked up by id (%d not found), "
+            "%d new, %d changed%s",
+            result.project_id,
+            result.region,
+            result.outcome,
+            result.jobs_observed,
+            result.looked_up,
+            result.not_found,
+            result.new_jobs,
+            result.changed_jobs,
+            f": {result.error}" if result.error else "",
+        )
+    return WatchReport(
+        watch_id=round_.watch_id,
+        database=database,
+        statuses=settings.watch.statuses,
+        started_at=round_.started_at,
+        finished_at=clock(),
+        projects=results,
+        requests=round_.requests,
+    )
 
 
 def watched_jobs(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str, list[str]]:
@@ -169,19 +200,29 @@ def _watch_params(settings: Settings) -> dict[str, object]:
     }
 
 
-async def watch_projects(
+@dataclass(frozen=True)
+class _Round:
+    """What one round requested, before anything lands."""
+
+    watch_id: str
+    started_at: datetime
+    # Per configured project, in order: what to merge, or why it failed.
+    observed: list[_Observed | ProjectWatch]
+    requests: int
+
+
+async def observe_projects(
     settings: Settings,
     client: DrsClient,
-    warehouse: Warehouse,
     watched: Mapping[str, Sequence[str]],
     *,
     targets: Mapping[str, ProjectTarget] | None = None,
     clock: Callable[[], datetime] = utc_now,
-) -> WatchReport:
-    """Every configured project observed concurrently, then merged in one transaction."""
+) -> _Round:
+    """Every configured project observed concurrently; a project that fails stops
+    no other."""
     started_at = clock()
     watch_id = new_watch_id(started_at)
-    statuses = settings.watch.statuses
 
     async def one(project: ProjectSettings) -> _Observed | ProjectWatch:
         target = (targets or {}).get(project.project_id) or ProjectTarget(
@@ -193,7 +234,7 @@ async def watch_projects(
                 project,
                 target,
                 client,
-                statuses,
+                settings.watch.statuses,
                 watched.get(project.project_id, ()),
                 max_lookups=settings.max_absence_checks,
                 clock=clock,
@@ -215,33 +256,7 @@ async def watch_projects(
         )
 
     observed = await asyncio.gather(*(one(project) for project in settings.projects))
-    landed = _land(warehouse.connection, [o for o in observed if isinstance(o, _Observed)])
-    results = tuple(
-        o if isinstance(o, ProjectWatch) else landed[o.project.project_id] for o in observed
-    )
-    for result in results:
-        log.info(
-            "watch: project %s (%s): %s, %d jobs observed, %d looked up by id (%d not found), "
-            "%d new, %d changed%s",
-            result.project_id,
-            result.region,
-            result.outcome,
-            result.jobs_observed,
-            result.looked_up,
-            result.not_found,
-            result.new_jobs,
-            result.changed_jobs,
-            f": {result.error}" if result.error else "",
-        )
-    return WatchReport(
-        watch_id=watch_id,
-        database=warehouse.path,
-        statuses=statuses,
-        started_at=started_at,
-        finished_at=clock(),
-        projects=results,
-        requests=client.requests_sent,
-    )
+    return _Round(watch_id, started_at, list(observed), client.requests_sent)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,10 @@ merged into a real DuckDB file between real syncs."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import threading
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -240,6 +244,43 @@ def test_look_ups_are_bounded_by_max_absence_checks_and_the_next_round_asks_for_
     statuses_now = query(database, "SELECT DISTINCT status FROM drs.async_jobs")
     assert statuses_now == [(statuses.VALIDATE_SUCCESS,)]
     assert_history_invariants(database)
+
+
+def test_the_database_is_not_held_while_the_round_waits_for_the_api(
+    simulator: Simulator, tmp_path: Path, database: Path
+) -> None:
+    """A sync in another process may take the file while a round's requests are in
+    flight: the round holds it only to read what to watch and then to merge."""
+    project_id = simulator.project_ids[0]
+    job_id = simulator.world.add_job(project_id).async_job_id
+    settings = settings_for(simulator, tmp_path, [project_id])
+    sync(simulator, settings, database)
+    simulator.clock.advance(10)
+    simulator.world.set_status(project_id, job_id, statuses.VALIDATE_SUCCESS)
+    # The listing's answer hangs for 3 s, then its connection closes (it is retried).
+    simulator.faults.script(ScriptedFault(kind="stall", stall_s=3.0, project_id=project_id))
+    simulator.app.stats.reset()
+    reports: list[WatchReport] = []
+    round_ = threading.Thread(target=lambda: reports.append(watch(simulator, settings, database)))
+    round_.start()
+    try:
+        deadline = time.monotonic() + 10
+        while simulator.app.stats.requests == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert simulator.app.stats.by_fault["stall"] == 1
+        # Another process opens the file for writing, and would fail at once if it were held.
+        open_it = "import duckdb, sys; duckdb.connect(sys.argv[1]).close()"
+        opened = subprocess.run(
+            [sys.executable, "-c", open_it, str(database)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    finally:
+        round_.join(timeout=60)
+    assert opened.returncode == 0, opened.stderr
+    (report,) = reports
+    assert (report.projects[0].outcome, report.projects[0].changed_jobs) == ("ok", 1)
 
 
 def test_the_watch_refuses_a_database_of_the_other_kind_of_history(
