@@ -474,7 +474,7 @@ def _round_line(number: int, report: WatchReport) -> str:
     return (
         f"round {number}: {_counted(len(report.projects), 'project')}{failed}, "
         f"{_counted(report.jobs_observed, 'job')} observed, {report.changed_jobs} changed, "
-        f"{report.new_jobs} new"
+        f"{report.new_jobs_left} new left to the next sync"
     )
 
 

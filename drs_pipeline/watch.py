@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pandas as pd
 
 from drs_pipeline.config import ProjectSettings, Settings
 from drs_pipeline.drs.absence import JOB_DOES_NOT_EXIST
@@ -38,7 +39,7 @@ from drs_pipeline.drs.retry import RetryPolicy
 from drs_pipeline.drs.targets import build_targets
 from drs_pipeline.warehouse import merge
 from drs_pipeline.warehouse.merge import ProjectSync, SyncRunRow
-from drs_pipeline.warehouse.normalize import normalize_pages
+from drs_pipeline.warehouse.normalize import Normalized, normalize_pages
 from drs_pipeline.warehouse.queries import QUERIES
 from drs_pipeline.warehouse.store import Warehouse, connect
 from drs_pipeline.warehouse.target import claim_target
@@ -58,10 +59,12 @@ class ProjectWatch:
     # max_absence_checks allows: what was seen still landed); failed (a listing
     # failed: nothing of the project was written).
     outcome: str
-    # Distinct jobs observed (listed or found by id) and merged.
+    # Distinct jobs the history holds that were observed (listed or found by id),
+    # and merged.
     jobs_observed: int = 0
-    new_jobs: int = 0
     changed_jobs: int = 0
+    # Jobs listed that the history does not hold yet: left to the next sync.
+    new_jobs_left: int = 0
     # Jobs asked for by id, and of those, how many were not found.
     looked_up: int = 0
     not_found: int = 0
@@ -94,8 +97,8 @@ class WatchReport:
         return sum(p.changed_jobs for p in self.projects)
 
     @property
-    def new_jobs(self) -> int:
-        return sum(p.new_jobs for p in self.projects)
+    def new_jobs_left(self) -> int:
+        return sum(p.new_jobs_left for p in self.projects)
 
     @property
     def failed(self) -> tuple[ProjectWatch, ...]:
@@ -150,15 +153,15 @@ def run_watch(
     for result in results:
         log.info(
             "watch: project %s (%s): %s, %d jobs observed, %d looked up by id (%d not found), "
-            "%d new, %d changed%s",
+            "%d changed, %d new left to the next sync%s",
             result.project_id,
             result.region,
             result.outcome,
             result.jobs_observed,
             result.looked_up,
             result.not_found,
-            result.new_jobs,
             result.changed_jobs,
+            result.new_jobs_left,
             f": {result.error}" if result.error else "",
         )
     return WatchReport(
@@ -268,6 +271,8 @@ class _Observed:
     sync: ProjectSync
     looked_up: int
     not_found: int
+    # Listed jobs the history does not hold, left out of ``sync`` (``_only_known``).
+    new_jobs_left: int = 0
 
 
 @dataclass(frozen=True)
@@ -396,12 +401,14 @@ async def _look_up(client: DrsClient, target: ProjectTarget, job_ids: Sequence[s
 
 
 def _land(con: duckdb.DuckDBPyConnection, observed: list[_Observed]) -> dict[str, ProjectWatch]:
-    """The projects' observations merged in one transaction, without sync_runs rows;
-    if the batch fails, one project at a time, so that one bad project fails alone."""
+    """The projects' observations of jobs the history holds, merged in one transaction
+    without sync_runs rows; if the batch fails, one project at a time, so that one bad
+    project fails alone."""
     if not observed:
         return {}
+    known = [_only_known(con, one) for one in observed]
     try:
-        recorded = merge.apply_syncs(con, [o.sync for o in observed], record_runs=False)
+        recorded = merge.apply_syncs(con, [one.sync for one in known], record_runs=False)
     except Exception as exc:
         if len(observed) > 1:
             log.info("watch: merging %d projects failed (%s); one by one now", len(observed), exc)
@@ -409,14 +416,38 @@ def _land(con: duckdb.DuckDBPyConnection, observed: list[_Observed]) -> dict[str
             for one in observed:
                 landed |= _land(con, [one])
             return landed
-        (one,) = observed
+        (one,) = known
         log.exception("watch: project %s could not be merged", one.project.project_id)
         # Nothing of the project was written.
         return {one.project.project_id: _result(one, None, f"{type(exc).__name__}: {exc}")}
     return {
         one.project.project_id: _result(one, run, run.error)
-        for one, run in zip(observed, recorded, strict=True)
+        for one, run in zip(known, recorded, strict=True)
     }
+
+
+def _only_known(con: duckdb.DuckDBPyConnection, observed: _Observed) -> _Observed:
+    """The observations of jobs the history holds (gone ones included); the others are
+    left to the next sync, which lists every status. A job first seen by a listing of
+    watched statuses may have been through an unwatched one already (failed validation,
+    and back), and the marts take a job's first observation as the start of what they
+    measure from its create_time (docs/decisions/0009-the-watch.md)."""
+    jobs = observed.sync.normalized.jobs
+    if jobs.empty:
+        return observed
+    with con.cursor() as cursor:
+        cursor.register("observed_ids", pd.DataFrame({"async_job_id": jobs["async_job_id"]}))
+        held = cursor.execute(
+            "SELECT async_job_id FROM observed_ids SEMI JOIN "
+            "(SELECT async_job_id FROM drs.async_jobs WHERE project_id = ?) USING (async_job_id)",
+            [observed.project.project_id],
+        ).fetchnumpy()["async_job_id"]
+    keep = jobs["async_job_id"].isin(set(held.tolist()))
+    if keep.all():
+        return observed
+    normalized = Normalized(jobs[keep].reset_index(drop=True), observed.sync.normalized.rejected)
+    sync = replace(observed.sync, normalized=normalized)
+    return replace(observed, sync=sync, new_jobs_left=int((~keep).sum()))
 
 
 def _result(observed: _Observed, run: SyncRunRow | None, error: str | None) -> ProjectWatch:
@@ -436,8 +467,8 @@ def _result(observed: _Observed, run: SyncRunRow | None, error: str | None) -> P
     return replace(
         failed,
         outcome=run.outcome,
-        jobs_observed=run.jobs_seen,
-        new_jobs=run.new_jobs,
+        jobs_observed=len(observed.sync.normalized.jobs),
         changed_jobs=run.changed_jobs,
+        new_jobs_left=observed.new_jobs_left,
         rejected_records=run.rejected_records,
     )

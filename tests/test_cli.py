@@ -417,7 +417,7 @@ def test_watch_prints_one_line_per_round_and_exits_0_when_its_time_is_up(
     assert done.stdout.splitlines() == [
         f"watching 1 project for {statuses.VALIDATING} every 30 s for 1.5 s, "
         f"from {config} into {database}",
-        "round 1: 1 project, 2 jobs observed, 1 changed, 0 new",
+        "round 1: 1 project, 2 jobs observed, 1 changed, 0 new left to the next sync",
     ]
     # It stops when --for runs out, not at the next round's start.
     assert time.monotonic() - started < 25
@@ -457,11 +457,14 @@ def test_watch_runs_rounds_until_stopped_and_exits_0_without_a_traceback(
         f"from {config} into {database}\n"
     )
     assert rounds == [
-        "round 1: 1 project, 2 jobs observed, 1 changed, 0 new\n",
-        "round 2: 1 project, 1 job observed, 0 changed, 0 new\n",
+        "round 1: 1 project, 2 jobs observed, 1 changed, 0 new left to the next sync\n",
+        "round 2: 1 project, 1 job observed, 0 changed, 0 new left to the next sync\n",
     ]
     for number, line in enumerate(rest.splitlines(), start=3):
-        assert line == f"round {number}: 1 project, 1 job observed, 0 changed, 0 new"
+        assert (
+            line
+            == f"round {number}: 1 project, 1 job observed, 0 changed, 0 new left to the next sync"
+        )
 
 
 def test_watch_reports_a_project_it_cannot_list_and_goes_on(
@@ -475,7 +478,7 @@ def test_watch_reports_a_project_it_cannot_list_and_goes_on(
     done = run(["watch", "--for", "1", "--config", str(config)], env, tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[1:] == [
-        "round 1: 2 projects (1 failed), 2 jobs observed, 1 changed, 0 new"
+        "round 1: 2 projects (1 failed), 2 jobs observed, 1 changed, 0 new left to the next sync"
     ]
     assert done.stderr.splitlines() == [
         f"{refused}: failed: project {refused}, listing status={statuses.VALIDATING}, "

@@ -15,6 +15,8 @@ import pytest
 from drs_pipeline.config import ConfigError, Settings, embedded_simulator_settings
 from drs_pipeline.drs import statuses
 from drs_pipeline.simulator.faults import ScriptedFault
+from drs_pipeline.simulator.model import ANCHOR_2026
+from drs_pipeline.warehouse.marts import build_marts
 from drs_pipeline.warehouse.store import Warehouse
 from drs_pipeline.warehouse.target import claim_target
 from drs_pipeline.watch import WatchReport, run_watch
@@ -66,7 +68,8 @@ def test_the_watch_sees_a_validating_job_change_between_two_syncs(
 ) -> None:
     """The job's validating interval closes at the watch's observation, not at the next
     sync's; a job still validating is observed at the watch's time; a job in no
-    watched status is not asked for; and no sync_runs row is written."""
+    watched status is not asked for; a job the history does not hold yet is left to
+    the next sync; and no sync_runs row is written."""
     project_id = simulator.project_ids[0]
     world = simulator.world
     passed, waiting, committed = (world.add_job(project_id).async_job_id for _ in range(3))
@@ -84,9 +87,10 @@ def test_the_watch_sees_a_validating_job_change_between_two_syncs(
 
     (project,) = report.projects
     assert (project.outcome, project.error) == ("ok", None)
-    # Listed: the job still validating and the new one; found by id: the one that passed.
-    assert (project.jobs_observed, project.looked_up, project.not_found) == (3, 1, 0)
-    assert (project.changed_jobs, project.new_jobs) == (1, 1)
+    # Listed: the job still validating (and the new one, left); found by id: the one
+    # that passed.
+    assert (project.jobs_observed, project.looked_up, project.not_found) == (2, 1, 0)
+    assert (project.changed_jobs, project.new_jobs_left) == (1, 1)
     # One listing (one watched status) and one look-up.
     assert project.requests == 2
     assert intervals(database, passed) == [
@@ -96,15 +100,17 @@ def test_the_watch_sees_a_validating_job_change_between_two_syncs(
     assert current(database, passed) == (statuses.VALIDATE_SUCCESS, watched_at, watched_at, False)
     # The bound the watch sharpens: the last observation still validating.
     assert current(database, waiting) == (statuses.VALIDATING, synced_at, watched_at, False)
-    assert current(database, arrived) == (statuses.VALIDATING, watched_at, watched_at, False)
+    assert query(database, "SELECT * FROM drs.async_jobs WHERE async_job_id = ?", [arrived]) == []
     assert current(database, committed)[2] == synced_at
     assert sync_run_count(database) == 1
     assert_history_invariants(database)
 
-    # The next sync finds the change already recorded.
+    # The next sync finds the change already recorded, and the new job.
     simulator.clock.advance(300)
+    synced_again_at = simulator.now()
     again = sync(simulator, settings, database)
-    assert (again.projects[0].run.changed_jobs, again.projects[0].run.new_jobs) == (0, 0)
+    assert (again.projects[0].run.changed_jobs, again.projects[0].run.new_jobs) == (0, 1)
+    assert current(database, arrived)[:2] == (statuses.VALIDATING, synced_again_at)
     assert intervals(database, passed)[0] == (statuses.VALIDATING, synced_at, watched_at)
     assert sync_run_count(database) == 2
     assert_history_invariants(database)
@@ -295,48 +301,71 @@ def test_the_watch_refuses_a_database_of_the_other_kind_of_history(
     assert simulator.app.stats.requests == 0
 
 
-def test_with_the_watch_on_each_end_of_validation_is_known_to_within_one_round(
+def test_with_the_watch_on_validation_is_known_to_within_one_round_and_a_round_s_time(
     streaming_simulator: Simulator, tmp_path: Path, database: Path
 ) -> None:
-    """The issue's promise, at the level the history keeps today: against the generated
-    world (speed 60: a validation takes 0.5 to 10 s), with a round every 2 s, every
-    validating interval that closed during the watch closed at most one round after the
-    job's true change (the simulator's ground truth), and the jobs still validating were
-    last observed at the last round."""
+    """The issue's promise: with the watch on, the validation samples of jobs that
+    finished validating during the watch have high_s - low_s no larger than the watch
+    interval plus one round's own time; and each bound holds the simulator's ground
+    truth, give or take one request's time (an answer is stamped when it arrives). The
+    generated world runs at speed 60 (a validation takes 0.5 to 10 s, a job arrives
+    every 10 s per project); a sync every 20 s brings in the new jobs, a round starts
+    every 2 s between them, and every reading of the clock during a round is 50 ms
+    later than the one before (requests take time)."""
     simulator = streaming_simulator
-    project_id = simulator.project_ids[0]
-    settings = settings_for(simulator, tmp_path, [project_id])
-    sync(simulator, settings, database)
-    every = 2.0
-    for _ in range(40):
-        simulator.clock.advance(every)
-        report = watch(simulator, settings, database)
-        assert report.projects[0].outcome == "ok"
-    last_round = simulator.now()
+    # A fixed moment: the same jobs move the same way on every run.
+    simulator.clock.set(ANCHOR_2026 + 90 * 86400.0)
+    settings = settings_for(simulator, tmp_path)
 
-    closed = query(
+    def ticking() -> datetime:
+        simulator.clock.advance(0.05)
+        return simulator.now()
+
+    every = 2.0
+    watch_began = simulator.now()
+    round_times = []
+    for number in range(60):
+        started = simulator.clock.now()
+        if number % 10 == 0:
+            assert sync(simulator, settings, database).all_ok
+        report = run_watch(settings, database, clock=ticking, retry=QUICK_RETRY)
+        assert not report.not_ok, report
+        round_times.append((report.finished_at - report.started_at).total_seconds())
+        # Rounds start every 2 s, as the command's and the sensor's do.
+        simulator.clock.advance(started + every - simulator.clock.now())
+    assert 0 < max(round_times) < every
+    build_marts(
         database,
-        "SELECT async_job_id, valid_from, valid_to FROM drs.async_job_history "
-        "WHERE status = ? AND valid_to IS NOT NULL ORDER BY valid_to",
-        [statuses.VALIDATING],
+        stuck_thresholds_s={},
+        as_of=simulator.now(),
+        configured_projects={p.project_id: p.region for p in settings.projects},
+        freshness_minutes=settings.freshness_minutes,
     )
-    assert len(closed) >= 5, "too few validations ended during the watch to show anything"
-    for job_id, valid_from, valid_to in closed:
+
+    ended = query(
+        database,
+        "SELECT project_id, s.async_job_id, s.low_s, s.high_s, t.not_before, t.not_after "
+        "FROM drs.duration_samples AS s JOIN drs.status_transitions AS t "
+        "USING (project_id, async_job_id) "
+        "WHERE s.metric = 'validation' AND t.from_status = ? AND t.not_before >= ? "
+        "QUALIFY t.not_after = min(t.not_after) OVER (PARTITION BY s.async_job_id)",
+        [statuses.VALIDATING, watch_began],
+    )
+    assert len(ended) >= 5, "too few validations ended during the watch to show anything"
+    for project_id, job_id, low_s, high_s, not_before, not_after in ended:
+        assert high_s - low_s <= every + max(round_times), job_id
+        # The samples' end is the transition's, and the true change lies within it.
+        assert high_s - low_s == pytest.approx((not_after - not_before).total_seconds())
+        # The server answered before the answer was stamped (not_before), by at most
+        # that request's time, which a round's bounds.
         timeline = simulator.world.get_job(project_id, job_id).timeline
-        # The true change: the first step after the interval began that left validating.
         (changed_at,) = [
             at
             for (at, status), (_, before) in zip(timeline[1:], timeline, strict=False)
             if before == statuses.VALIDATING
             and status != statuses.VALIDATING
-            and valid_from.timestamp() < at <= valid_to.timestamp()
+            and not_before.timestamp() - max(round_times) < at <= not_after.timestamp()
         ]
-        assert valid_to.timestamp() - changed_at < every, (job_id, timeline, valid_to)
-    still = query(
-        database,
-        "SELECT DISTINCT last_seen_at FROM drs.async_jobs WHERE status = ? AND NOT is_gone",
-        [statuses.VALIDATING],
-    )
-    assert still in ([], [(last_round,)])
-    assert sync_run_count(database) == 1
+        assert changed_at
+    assert sync_run_count(database) == 6 * len(settings.projects)
     assert_history_invariants(database)

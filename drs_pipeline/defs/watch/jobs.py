@@ -64,7 +64,7 @@ def _metadata(report: WatchReport) -> dict[str, Any]:
         "projects": len(report.projects),
         "jobs_observed": report.jobs_observed,
         "changed_jobs": report.changed_jobs,
-        "new_jobs": report.new_jobs,
+        "new_jobs_left_to_the_next_sync": report.new_jobs_left,
         "requests": report.requests,
     }
 
