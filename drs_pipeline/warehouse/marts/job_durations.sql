@@ -7,11 +7,12 @@
 -- by their current owner.
 
 -- name: job_steps
--- Each job's stays in order: when each began (after began_after and by began_by;
--- for the stay a job was seen to start with, exactly at its create_time) and when it
--- ended (the transition out of it; NULL while it lasts, so the last step has none).
--- began_after is NULL when the start is unknown. Jobs with one interval (most) need
--- no ordering.
+-- Each job's stays in order: when each began (after began_after and by began_by) and
+-- when it ended (the transition out of it; NULL while it lasts, so the last step has
+-- none). A job's first stay began exactly at its create_time if it was seen from its
+-- start in ASYNC_JOB_VALIDATING, after it and by the first observation if seen from
+-- its start further on in the lifecycle, and at an unknown time otherwise
+-- (began_after NULL). Jobs with one interval (most) need no ordering.
 CREATE OR REPLACE TEMP TABLE job_steps AS
 WITH movers AS (
     -- As in status_transitions: the jobs with more than one interval.
@@ -51,39 +52,51 @@ SELECT
     s.step,
     CASE
         WHEN s.from_status IS NOT NULL THEN s.not_before
-        WHEN c.seen_from_start AND s.to_status = 'ASYNC_JOB_VALIDATING' THEN c.created_at
+        WHEN c.seen_from_start AND s.to_status IN (
+            'ASYNC_JOB_VALIDATING', 'ASYNC_JOB_VALIDATE_FAILED',
+            'AUTO_PARAM_VALIDATE_SUCCESS', 'COMMIT_SUCCESS'
+        ) THEN c.created_at
     END AS began_after,
     CASE
         WHEN s.from_status IS NOT NULL THEN s.not_after
         WHEN c.seen_from_start AND s.to_status = 'ASYNC_JOB_VALIDATING' THEN c.created_at
+        WHEN c.seen_from_start AND s.to_status IN (
+            'ASYNC_JOB_VALIDATE_FAILED', 'AUTO_PARAM_VALIDATE_SUCCESS', 'COMMIT_SUCCESS'
+        ) THEN s.not_after
     END AS began_by,
     s.ended_after,
     s.ended_by,
-    c.created_at
+    c.created_at,
+    -- The stay's first observation.
+    s.not_after AS first_seen_in
 FROM steps AS s
 JOIN job_clock AS c USING (project_id, async_job_id);
 
 -- name: duration_samples
 CREATE OR REPLACE TABLE drs.duration_samples AS
 WITH measured AS (
-    -- validation: from create_time until the job first left ASYNC_JOB_VALIDATING,
-    -- for jobs seen from their start.
+    -- validation: from create_time until the job first left ASYNC_JOB_VALIDATING, for
+    -- jobs seen from their start: when their first stay ended if it was validating,
+    -- else when it began (a validation over before the first observation, and often
+    -- the fastest: leaving those out would make the figures too slow).
     SELECT project_id, async_job_id, 'validation' AS metric,
-           epoch(ended_after) - epoch(began_after) AS low_s,
-           epoch(ended_by) - epoch(began_after) AS high_s
+           CASE WHEN status = 'ASYNC_JOB_VALIDATING' THEN epoch(ended_after)
+                ELSE epoch(began_after) END - epoch(created_at) AS low_s,
+           CASE WHEN status = 'ASYNC_JOB_VALIDATING' THEN epoch(ended_by)
+                ELSE epoch(began_by) END - epoch(created_at) AS high_s
     FROM job_steps
-    WHERE step = 1 AND status = 'ASYNC_JOB_VALIDATING' AND began_after IS NOT NULL
-      AND ended_by IS NOT NULL
+    WHERE step = 1 AND began_after IS NOT NULL
+      AND (status <> 'ASYNC_JOB_VALIDATING' OR ended_by IS NOT NULL)
     UNION ALL
     -- time_to_commit: from create_time until the job first entered COMMIT_SUCCESS,
-    -- for jobs first seen before it.
+    -- for jobs seen before it, or seen from their start.
     SELECT s.project_id, s.async_job_id, 'time_to_commit',
            epoch(s.began_after) - epoch(s.created_at),
            epoch(s.began_by) - epoch(s.created_at)
     FROM job_steps AS s
     WHERE s.status = 'COMMIT_SUCCESS'
     QUALIFY s.step = min(s.step) OVER (PARTITION BY s.project_id, s.async_job_id)
-        AND s.step > 1
+        AND s.began_after IS NOT NULL
     UNION ALL
     -- dwell: every stay whose start and end are both known.
     SELECT project_id, async_job_id, 'dwell:' || status,
