@@ -400,6 +400,7 @@ def test_projects_removed_or_failing_leave_the_marts_or_go_stale(
     as of its last ok sync, and its job's stuck_for_s frozen at what that sync saw."""
     kept, removed, failing = simulator.project_ids[:3]
     t0 = simulator.clock.now()
+    simulator.faults.no_date_header = True  # no clock correction: whole-second figures
     jobs = {
         project: simulator.world.add_job(project, create_time=t0 - 10, **OWNER).async_job_id
         for project in (kept, removed, failing)
@@ -478,3 +479,23 @@ def test_a_job_first_seen_after_an_outage_is_not_measured_from_its_create_time(
             (watched.async_job_id, "dwell:ASYNC_JOB_VALIDATING", 50.0, 110.0),
         ]
     )
+
+
+def test_an_owner_change_does_not_restart_the_time_stuck(
+    simulator: Simulator, tmp_path: Path, database: Path
+) -> None:
+    simulator.faults.no_date_header = True
+    project = simulator.project_ids[0]
+    settings = settings_for(simulator, tmp_path, [project])
+    t0 = simulator.clock.now()
+    job = simulator.world.add_job(project, create_time=t0 - 10, status=VALIDATING, **OWNER)
+    for step in range(3):
+        if step == 1:
+            simulator.world.set_owner(project, job.async_job_id, user_name="user-2")
+        assert sync(simulator, settings, database).all_ok
+        simulator.clock.advance(60)
+    build(simulator, database, settings, **{VALIDATING: 30.0})
+    # In validating from t0 (its first observation) to t0+120, across the change at t0+60.
+    assert query(
+        database, "SELECT user_name, status_since, stuck_for_s, age_s FROM drs.stuck_jobs"
+    ) == [("user-2", at(t0), 120.0, 130.0)]

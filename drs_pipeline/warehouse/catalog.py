@@ -319,7 +319,12 @@ STUCK_JOBS = Table(
         _USER,
         _STATUS,
         _c("create_time", "TIMESTAMP WITH TIME ZONE", "When the job was created, per the API."),
-        _c("status_since", "TIMESTAMP WITH TIME ZONE", "First observation of the status."),
+        _c(
+            "status_since",
+            "TIMESTAMP WITH TIME ZONE",
+            "First observation of the current stay in the status (an owner change does not "
+            "restart it).",
+        ),
         _c(
             "stuck_for_s",
             "DOUBLE",
