@@ -297,13 +297,14 @@ DURATIONS_IN_PROGRESS = Table(
 
 JOB_DURATIONS_BY_PROJECT = Table(
     "job_durations_by_project",
-    "job_durations with project_id and region.",
-    _mart(_PROJECT, _REGION, _DOMAIN, _USER, _METRIC, *_STATISTICS),
+    "job_durations with project_id and region, and each project's as_of and stale.",
+    _mart(_PROJECT, _REGION, _DOMAIN, _USER, _METRIC, *_STATISTICS, _AS_OF, _STALE),
 )
 
 JOB_DURATIONS = Table(
     "job_durations",
-    "Duration statistics per tenant, user and metric (mean, p50, p90, max).",
+    "Duration statistics per tenant, user and metric (mean, p50, p90, max), in the "
+    "configured projects.",
     _mart(_DOMAIN, _USER, _METRIC, *_STATISTICS),
 )
 

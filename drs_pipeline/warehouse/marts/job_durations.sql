@@ -152,6 +152,8 @@ FROM current_steps
 WHERE began_after IS NOT NULL;
 
 -- name: job_durations_by_project
+-- The configured projects' durations (drs.duration_samples keeps every project's), each
+-- row with its project's as_of and stale (drs.project_status).
 CREATE OR REPLACE TABLE drs.job_durations_by_project AS
 WITH measured AS (
     SELECT
@@ -163,6 +165,7 @@ WITH measured AS (
         max(seconds) AS max_s,
         quantile_cont(high_s - low_s, 0.5) AS resolution_s
     FROM drs.duration_samples
+    WHERE project_id IN (SELECT project_id FROM configured_projects)
     GROUP BY ALL
 ),
 waiting AS (
@@ -173,12 +176,15 @@ waiting AS (
 SELECT
     project_id, region, domain_name, user_name, metric,
     coalesce(m.jobs, 0) AS jobs, m.mean_s, m.p50_s, m.p90_s, m.max_s,
-    coalesce(w.in_progress, 0) AS in_progress, m.resolution_s
+    coalesce(w.in_progress, 0) AS in_progress, m.resolution_s,
+    p.last_ok_sync_at AS as_of, p.stale
 FROM measured AS m
 FULL OUTER JOIN waiting AS w USING (project_id, region, domain_name, user_name, metric)
+JOIN drs.project_status AS p USING (project_id)
 ORDER BY ALL;
 
 -- name: job_durations
+-- The configured projects' durations per owner.
 CREATE OR REPLACE TABLE drs.job_durations AS
 WITH measured AS (
     SELECT
@@ -190,6 +196,7 @@ WITH measured AS (
         max(seconds) AS max_s,
         quantile_cont(high_s - low_s, 0.5) AS resolution_s
     FROM drs.duration_samples
+    WHERE project_id IN (SELECT project_id FROM configured_projects)
     GROUP BY ALL
 ),
 waiting AS (
