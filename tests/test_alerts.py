@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from drs_pipeline.drs.statuses import VALIDATE_FAILED, VALIDATE_SUCCESS, VALIDAT
 from drs_pipeline.warehouse.marts import build_marts
 
 from .helpers import Simulator, query, settings_for, sync
-from .receiver import Receiver
+from .receiver import Received, Receiver
 
 # The secret part of every webhook URL, and the signing secret: never to be seen
 # anywhere but in the requests themselves.
@@ -613,3 +614,51 @@ def test_no_secret_in_any_output_the_database_or_an_error(
     for secret in (HOOK_TOKEN, SIGNING_SECRET, f"127.0.0.1:{receiver.port}"):
         assert secret not in seen
         assert secret.encode() not in database.read_bytes()
+
+
+def test_a_project_added_later_has_its_own_baseline(
+    simulator: Simulator, tmp_path: Path, database: Path, receiver: Receiver
+) -> None:
+    first, added = simulator.project_ids[:2]
+    world = simulator.world
+    env = hooks(receiver, ops="generic")
+    steps_for(simulator, tmp_path, database, env, alerts_yaml(ops="generic"), [first]).run()
+    world.add_job(added, status=VALIDATE_FAILED, **OWNER)
+    # Validating when the project's baseline is taken, stuck later: never alerted, as
+    # its stay began before the baseline (docs/alerts.md).
+    world.add_job(added, status=VALIDATING, **OWNER)
+    both = steps_for(
+        simulator,
+        tmp_path,
+        database,
+        env,
+        alerts_yaml(ops="generic"),
+        [first, added],
+        stuck_after_minutes="{ASYNC_JOB_VALIDATING: 2}",
+    )
+    both.run()
+    assert query(database, "SELECT count(*) FROM drs.alert_baselines") == [(2,)]
+    new = world.add_job(added, status=VALIDATE_FAILED, **OWNER).async_job_id
+    for _ in range(4):
+        both.run()
+    assert both.alerts() == [("validate_failed", new, VALIDATE_FAILED)]
+    assert query(database, "SELECT count(*) FROM drs.stuck_jobs") == [(1,)]
+
+
+def test_a_webhook_that_does_not_answer_in_time_is_a_failed_delivery(
+    simulator: Simulator, tmp_path: Path, database: Path, receiver: Receiver
+) -> None:
+    def slow(request: Received) -> tuple[int, str]:
+        time.sleep(3)
+        return 200, "ok"
+
+    receiver.answer = slow
+    env = hooks(receiver, ops="generic")
+    steps = steps_for(simulator, tmp_path, database, env, alerts_yaml(ops="generic"))
+    steps.run()
+    simulator.world.add_job(simulator.project_ids[0], status=VALIDATE_FAILED, **OWNER)
+    report = steps.run()
+    assert [o.line for o in report.outcomes] == [
+        "webhook ops: timed out after 2 s; 1 alert kept for the next run"
+    ]
+    assert dict(report.pending) == {"ops": 1}
