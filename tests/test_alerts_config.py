@@ -135,3 +135,24 @@ def test_errors_name_the_key(text: str, key: str, problem: str) -> None:
         parse(text)
     assert (caught.value.key, caught.value.problem) == (key, problem)
     assert str(caught.value) == f"drs.yaml: {key}: {problem}"
+
+
+def test_the_documented_generic_payload_has_the_contract_s_fields() -> None:
+    import json
+    import re
+    from datetime import datetime
+    from pathlib import Path
+
+    from drs_pipeline.alerts.formats import generic_body
+    from drs_pipeline.alerts.state import Alert
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "alerts.md").read_text("utf-8")
+    (block,) = re.findall(r"^```json\n(.*?)^```", text, re.M | re.S)
+    documented = json.loads(block)
+    alert = Alert("id", "stale", "p", "r", None, None, None, None, datetime.now(), "m")
+    made = generic_body([alert])
+    assert list(documented) == list(made) == ["source", "alerts"]
+    assert documented["source"] == made["source"]
+    for example in documented["alerts"]:
+        assert list(example) == list(made["alerts"][0])
+        assert datetime.fromisoformat(example["since"]).utcoffset() is not None
