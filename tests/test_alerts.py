@@ -611,6 +611,8 @@ def test_no_secret_in_any_output_the_database_or_an_error(
     captured = capsys.readouterr()
     seen = captured.out + captured.err + caplog.text + repr(report)
     assert "webhook ding: could not connect (ConnectError)" in caplog.text
+    # httpx's own line for each request, its URL masked.
+    assert 'HTTP Request: POST *** "HTTP/1.0 500 Internal Server Error"' in caplog.text
     for secret in (HOOK_TOKEN, SIGNING_SECRET, f"127.0.0.1:{receiver.port}"):
         assert secret not in seen
         assert secret.encode() not in database.read_bytes()

@@ -98,15 +98,13 @@ def run_alerts(
         batches = {w.name: pending_alerts(con, w.name) for w in webhooks}
 
     outcomes: list[WebhookOutcome] = []
-    # A transport, not a client: redirects are not followed, and no URL is logged.
-    with httpx.HTTPTransport(retries=0) as transport:
+    # Proxies from the environment, as for the DRS API; redirects are not followed.
+    with httpx.Client(timeout=timeout_s, follow_redirects=False) as client:
         for webhook in webhooks:
             alerts = batches[webhook.name]
             problem = None
             if alerts:
-                problem = deliver(
-                    webhook, alerts, env=env, transport=transport, timeout_s=timeout_s, now=now
-                )
+                problem = deliver(webhook, alerts, env=env, client=client, now=now)
             error = None if problem is None else f"webhook {webhook.name}: {problem}"
             outcomes.append(WebhookOutcome(webhook.name, webhook.format, len(alerts), error))
 

@@ -4,14 +4,16 @@ that fails: it returns why, naming no URL and no secret."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
-from drs_pipeline.alerts.formats import answer_problem, build_request
+from drs_pipeline.alerts.formats import answer_problem, build_request, redact
 from drs_pipeline.alerts.state import Alert
 from drs_pipeline.config import Secret, WebhookSettings, is_loopback_host
 
@@ -21,6 +23,8 @@ DELIVERY_TIMEOUT_S = 10.0
 # The shortest part of a URL taken for a token (the chat tools' are 24 to 64
 # characters; "open-apis" or "services" are not).
 TOKEN_CHARS = 16
+# The loggers of the HTTP stack, whose records may quote a request's URL.
+HTTP_LOGGERS = ("httpx", "httpcore")
 
 
 class TargetError(ValueError):
@@ -80,8 +84,7 @@ def deliver(
     alerts: Sequence[Alert],
     *,
     env: Mapping[str, str],
-    transport: httpx.BaseTransport,
-    timeout_s: float = DELIVERY_TIMEOUT_S,
+    client: httpx.Client,
     now: datetime,
 ) -> str | None:
     """POST ``alerts`` to ``webhook`` once. None when it accepted them; else why not,
@@ -103,23 +106,43 @@ def deliver(
     if request.params:
         # Added to the URL's own query (dingtalk's access_token), not in its place.
         url = url.copy_merge_params(request.params)
-    post = httpx.Request(
-        "POST",
-        url,
-        json=request.body,
-        # What httpx.Client would pass; the client itself is not used because it logs
-        # each request's URL, which here holds a secret.
-        extensions={"timeout": httpx.Timeout(timeout_s).as_dict()},
-    )
+    hidden = [*target.hidden(), str(url)]
     try:
-        response = transport.handle_request(post)
-        try:
-            response.read()
-        finally:
-            response.close()
+        with masked_http_logs(hidden):
+            response = client.post(url, json=request.body)
     except httpx.TimeoutException:
-        return f"timed out after {timeout_s:g} s"
+        return f"timed out after {client.timeout.read or DELIVERY_TIMEOUT_S:g} s"
     except httpx.HTTPError as exc:
         # The class only: an exception's text may quote the URL.
         return f"could not connect ({type(exc).__name__})"
-    return answer_problem(webhook.format, response.status_code, response.text, target.hidden())
+    return answer_problem(webhook.format, response.status_code, response.text, hidden)
+
+
+class _MaskingFilter(logging.Filter):
+    """Masks strings in the records of a logger, leaving the records themselves."""
+
+    def __init__(self, hide: Sequence[str]) -> None:
+        super().__init__()
+        self.hide = hide
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = redact(message, self.hide)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        return True
+
+
+@contextmanager
+def masked_http_logs(hide: Sequence[str]) -> Iterator[None]:
+    """While a webhook is posted, the HTTP libraries' own log records (httpx logs each
+    request's URL at INFO) show ``hide`` masked, whatever logging is configured."""
+    mask = _MaskingFilter(hide)
+    loggers = [logging.getLogger(name) for name in HTTP_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(mask)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(mask)
