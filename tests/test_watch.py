@@ -348,6 +348,11 @@ def test_with_the_watch_on_validation_is_known_to_within_one_round_and_a_round_s
         "FROM drs.duration_samples AS s JOIN drs.status_transitions AS t "
         "USING (project_id, async_job_id) "
         "WHERE s.metric = 'validation' AND t.from_status = ? AND t.not_before >= ? "
+        # Jobs seen validating from the start: one first seen further on was validated
+        # before any watch or sync saw it.
+        "AND (SELECT f.to_status FROM drs.status_transitions AS f "
+        "     WHERE f.project_id = s.project_id AND f.async_job_id = s.async_job_id "
+        "       AND f.from_status IS NULL) = t.from_status "
         "QUALIFY t.not_after = min(t.not_after) OVER (PARTITION BY s.async_job_id)",
         [statuses.VALIDATING, watch_began],
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from drs_pipeline.simulator import SimProject, WorldSettings, build_simulator
+from drs_pipeline.simulator import ManualClock, SimProject, WorldSettings, build_simulator
 from drs_pipeline.simulator.app import ListQuery
 from drs_pipeline.simulator.world import World
 from tests.simulator.helpers import T0, TOKEN
@@ -30,7 +30,8 @@ def test_a_warm_world_serves_every_page_without_building_a_job_again() -> None:
         retention_s=10_000.0,
         vanish_fraction=0.0,
     )
-    app = build_simulator(settings, tokens={TOKEN})
+    # A clock that stands still: on the wall clock a job arrives every second.
+    app = build_simulator(settings, tokens={TOKEN}, clock=ManualClock(T0))
     assert 9_990 <= app.world.warm() <= 10_001
     built = count_built_jobs(app.world)
     for offset in range(0, 10_000, 1000):
