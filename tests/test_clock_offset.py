@@ -82,6 +82,14 @@ def test_the_offset_is_the_median_of_the_dated_pages_centred_on_their_second() -
     assert server_clock_offset_s([page(T0, T0 - timedelta(seconds=7))]) == -6.5
 
 
+def test_the_offset_is_taken_at_the_middle_of_each_requests_flight() -> None:
+    # Clocks agree; the server stamped its answer (second 0, so 0.5 centred) while a
+    # 2.4 s answer was in flight: read at its end alone, the offset would be -1.9.
+    sent = T0 - timedelta(seconds=2, milliseconds=400)
+    slow = Page(0, 0, [], T0, None, server_date=T0 - timedelta(seconds=2), requested_at=sent)
+    assert server_clock_offset_s([slow]) == pytest.approx(-0.3)
+
+
 def test_no_dated_page_is_no_offset() -> None:
     assert server_clock_offset_s([]) is None
     assert server_clock_offset_s([page(T0, None), page(T0, None)]) is None

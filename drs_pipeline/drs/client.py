@@ -15,7 +15,7 @@ import random
 import reprlib
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -93,6 +93,9 @@ class Page:
     # The server's clock when it answered (its Date header, to the second); None when
     # it sent none or one that could not be read (drs.clock).
     server_date: datetime | None = None
+    # Our clock when the request that got this answer was sent: the server looked
+    # between this and fetched_at.
+    requested_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -243,6 +246,7 @@ class DrsClient:
                 self.requests_sent += 1
                 self.requests_by_project[where.project_id] += 1
                 try:
+                    requested_at = self._clock()
                     async with asyncio.timeout(self.request_timeout_s):
                         response, body = await self._get(url, params, auth)
                 except _TooLarge as exc:
@@ -307,7 +311,8 @@ class DrsClient:
                 raise DrsApiNotServedError(where, endpoint=target.endpoint, **answer)
             raise DrsApiError(where, **answer)
         server_date = parse_http_date(response.headers.get("Date"))
-        return _parse_page(body, where, params, filters, fetched_at, request_id, server_date)
+        page = _parse_page(body, where, params, filters, fetched_at, request_id, server_date)
+        return replace(page, requested_at=requested_at)
 
     async def _get(
         self, url: str, params: dict[str, str | int], auth: httpx.Auth | None

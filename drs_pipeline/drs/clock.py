@@ -26,6 +26,8 @@ class DatedPage(Protocol):
     def fetched_at(self) -> datetime: ...
     @property
     def server_date(self) -> datetime | None: ...
+    @property
+    def requested_at(self) -> datetime | None: ...
 
 
 def parse_http_date(value: str | None) -> datetime | None:
@@ -43,10 +45,14 @@ def parse_http_date(value: str | None) -> datetime | None:
 
 def server_clock_offset_s(pages: Iterable[DatedPage]) -> float | None:
     """Server clock minus ours, in seconds: the median over the pages that carry a
-    server date of ``server_date + 0.5 s - fetched_at``; None when none does."""
-    offsets = [
-        (page.server_date - page.fetched_at).total_seconds() + DATE_RESOLUTION_CENTRE_S
-        for page in pages
-        if page.server_date is not None
-    ]
+    server date of ``server_date + 0.5 s`` less the middle of the request's flight (the
+    server stamped its answer between sending and reading it: taking the end alone
+    would make the offset low by the transfer time); None when no page has a date."""
+    offsets = []
+    for page in pages:
+        if page.server_date is None:
+            continue
+        sent = page.requested_at or page.fetched_at
+        local = sent + (page.fetched_at - sent) / 2
+        offsets.append((page.server_date - local).total_seconds() + DATE_RESOLUTION_CENTRE_S)
     return statistics.median(offsets) if offsets else None
