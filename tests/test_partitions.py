@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from drs_pipeline.config import ConfigError, ProjectLayout, load_layout_file
 from drs_pipeline.definitions import definitions_with_resources, defs, execute_pipeline
 from drs_pipeline.defs.resources import DrsApiResource, HistoryDatabaseResource
 from drs_pipeline.simulator.faults import ScriptedFault
@@ -81,6 +82,36 @@ def test_the_definitions_partition_the_history_by_configured_project(
     # The marts and the publication stay whole.
     assert graph.get(MART).partitions_def is None
     assert graph.get(dg.AssetKey(["drs", "published_snapshot"])).partitions_def is None
+
+
+def test_the_layout_is_read_without_credentials_and_names_a_bad_key(tmp_path: Path) -> None:
+    a, b = "a" * 32, "b" * 32
+    config = tmp_path / "drs.yaml"
+    # No auth variable is set: definitions load without credentials.
+    config.write_text(
+        f"projects: [{{project_id: '{b}', region: cn-south-2}}, {{project_id: '{a}'}}]\n"
+        "auth: {method: token, token_env: NOT_SET_ANYWHERE}\nfreshness_minutes: 30\n"
+    )
+    assert load_layout_file(config) == ProjectLayout((b, a), 30.0)
+    for text, problem in [
+        ("projects: []\n", "projects: must be a non-empty list"),
+        (
+            f"projects: [{{project_id: '{a}'}}, {{project_id: '{a}'}}]\n",
+            "projects[1].project_id: duplicate of projects[0]: each project is listed once",
+        ),
+        (
+            "projects: [{project_id: nope}]\n",
+            "projects[0].project_id: must be 32 lowercase hexadecimal characters",
+        ),
+        (
+            f"projects: [{{project_id: '{a}'}}]\nfreshness_minutes: 0\n",
+            "freshness_minutes: must be a positive number of minutes",
+        ),
+    ]:
+        config.write_text(text)
+        with pytest.raises(ConfigError) as raised:
+            load_layout_file(config)
+        assert str(raised.value) == f"{config}: {problem}"
 
 
 def test_a_freshness_under_a_minute_is_dagsters_minute(
