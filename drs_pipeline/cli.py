@@ -60,8 +60,9 @@ USAGE_ERROR = "wrong options"
 DESCRIPTIONS: dict[str, tuple[str, dict[int, str]]] = {
     "sync": (
         "Sync every configured project once (or those --project names): what the schedule "
-        "runs (the ingest, the marts, the publication and every check), in-process. Prints "
-        "one line per project, then one line for each project that was not ok, with its error.",
+        "runs (the ingest, the marts, the publication, the alerts and every check), "
+        "in-process. Prints one line per project, then one line for each project that was not "
+        "ok, with its error.",
         {
             EXIT_OK: "every project synced ok",
             EXIT_NOT_OK: "some project failed or was incomplete (the others still landed), "
@@ -587,8 +588,8 @@ def _materialize_and_report(
     # The event log keeps every event and stack trace; the terminal shows them with -v.
     console_level = "WARNING" if verbose else "CRITICAL"
     with instance:
-        # What the schedule runs: the ingest, the marts, the publication, every check,
-        # every selected project in one run.
+        # What the schedule runs: the ingest, the marts, the publication, the alerts, every
+        # check, every selected project in one run.
         result = execute_pipeline(
             definitions,
             instance=instance,

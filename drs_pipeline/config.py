@@ -91,6 +91,13 @@ DEFAULT_SYNC_TIMEOUT_S = 1800.0
 DEFAULT_WATCH_STATUSES = (drs_statuses.VALIDATING,)
 DEFAULT_WATCH_SECONDS = 30
 STATUS_NAME_PATTERN = re.compile(r"[A-Z][A-Z0-9_]*")
+# What alerts can be raised for (docs/alerts.md), and where they can be sent.
+ALERT_KINDS = ("validate_failed", "stuck", "project_failed", "project_recovered", "stale")
+WEBHOOK_FORMATS = ("generic", "slack", "feishu", "dingtalk", "wecom")
+# The tools whose custom bots check a signature made with a secret of their own.
+SIGNED_WEBHOOK_FORMATS = ("feishu", "dingtalk")
+# A webhook's name shows in logs, metadata and the database: short and plain.
+WEBHOOK_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # drs.yaml is a short file: anything larger is refused before it is parsed.
 MAX_CONFIG_BYTES = 1024 * 1024
 # Values (scalars, lists, mappings) the document may hold once its aliases are
@@ -197,6 +204,25 @@ class WatchSettings:
 
 
 @dataclass(frozen=True)
+class WebhookSettings:
+    """Where alerts go: names of the variables holding the URL and the signing secret,
+    never their values, which are read when the alerts are delivered."""
+
+    name: str
+    url_env: str
+    format: str = "generic"
+    secret_env: str | None = None
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """The ``alerts`` key: the webhooks, and the kinds of alert sent to them."""
+
+    webhooks: tuple[WebhookSettings, ...] = ()
+    on: tuple[str, ...] = ALERT_KINDS
+
+
+@dataclass(frozen=True)
 class Settings:
     projects: tuple[ProjectSettings, ...]
     # The default for projects without their own ``auth``; None when every
@@ -222,6 +248,7 @@ class Settings:
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
     sync_timeout_s: float = DEFAULT_SYNC_TIMEOUT_S
     watch: WatchSettings = WatchSettings()
+    alerts: AlertSettings = AlertSettings()
     source: str = "<embedded simulator>"
     simulator: SimulatorSettings | None = None
 
@@ -498,6 +525,7 @@ TOP_LEVEL_KEYS = {
     "request_timeout_s",
     "sync_timeout_s",
     "watch",
+    "alerts",
 }
 
 
@@ -554,6 +582,7 @@ def parse_settings(document: object, source: str, env: Mapping[str, str]) -> Set
             top.get("sync_timeout_s", DEFAULT_SYNC_TIMEOUT_S), source, "sync_timeout_s"
         ),
         watch=parse_watch(top.get("watch"), source),
+        alerts=parse_alerts(top.get("alerts"), source),
         source=source,
     )
 
@@ -686,6 +715,76 @@ def parse_watch(value: object, source: str) -> WatchSettings:
         if status in listed[:index]:
             raise ConfigError(source, key, f"duplicate of watch.statuses[{listed.index(status)}]")
     return WatchSettings(statuses=tuple(listed), seconds=seconds)
+
+
+def parse_alerts(value: object, source: str) -> AlertSettings:
+    """The ``alerts`` key: its structure only; the URLs and secrets stay in the
+    environment until the alerts step reads them (drs_pipeline.alerts)."""
+    if value is None:
+        return AlertSettings()
+    alerts: dict[Any, Any] = dict(_mapping(value, source, "alerts"))
+    # YAML 1.1 reads an unquoted `on` key as the boolean true.
+    if True in alerts:
+        if "on" in alerts:
+            raise ConfigError(source, "alerts.on", "given twice (on and 'on')")
+        alerts["on"] = alerts.pop(True)
+    _reject_unknown_keys(alerts, {"webhooks", "on"}, source, "alerts")
+    listed = alerts.get("webhooks", [])
+    if not isinstance(listed, list):
+        raise ConfigError(source, "alerts.webhooks", "must be a list of webhooks")
+    webhooks: list[WebhookSettings] = []
+    for index, item in enumerate(listed):
+        key = f"alerts.webhooks[{index}]"
+        entry = _mapping(item, source, key)
+        _reject_unknown_keys(entry, {"name", "url_env", "format", "secret_env"}, source, key)
+        name = _required_string(entry, "name", source, key)
+        if not WEBHOOK_NAME_PATTERN.fullmatch(name):
+            raise ConfigError(
+                source,
+                f"{key}.name",
+                "must be letters, digits, '_', '.' or '-' (at most 64), like ops-chat",
+            )
+        for earlier, webhook in enumerate(webhooks):
+            if webhook.name == name:
+                raise ConfigError(source, f"{key}.name", f"duplicate of alerts.webhooks[{earlier}]")
+        if "url_env" not in entry:
+            raise ConfigError(source, f"{key}.url_env", "required: the variable holding the URL")
+        url_env = _env_name(entry, "url_env", "", source, key)
+        format_ = entry.get("format", "generic")
+        if format_ not in WEBHOOK_FORMATS:
+            raise ConfigError(
+                source,
+                f"{key}.format",
+                f"{short(format_)} is not supported; use one of {', '.join(WEBHOOK_FORMATS)}",
+            )
+        secret_env = None
+        if "secret_env" in entry:
+            if format_ not in SIGNED_WEBHOOK_FORMATS:
+                raise ConfigError(
+                    source,
+                    f"{key}.secret_env",
+                    f"only {' and '.join(SIGNED_WEBHOOK_FORMATS)} webhooks are signed",
+                )
+            secret_env = _env_name(entry, "secret_env", "", source, key)
+        webhooks.append(WebhookSettings(name, url_env, format_, secret_env))
+    return AlertSettings(webhooks=tuple(webhooks), on=_alert_kinds(alerts, source))
+
+
+def _alert_kinds(alerts: dict[Any, Any], source: str) -> tuple[str, ...]:
+    kinds = alerts.get("on", list(ALERT_KINDS))
+    if not isinstance(kinds, list):
+        raise ConfigError(
+            source, "alerts.on", f"must be a list of alert kinds: {', '.join(ALERT_KINDS)}"
+        )
+    for index, kind in enumerate(kinds):
+        key = f"alerts.on[{index}]"
+        if kind not in ALERT_KINDS:
+            raise ConfigError(
+                source, key, f"{short(kind)} is not a kind of alert; use {', '.join(ALERT_KINDS)}"
+            )
+        if kind in kinds[:index]:
+            raise ConfigError(source, key, f"duplicate of alerts.on[{kinds.index(kind)}]")
+    return tuple(kinds)
 
 
 def _parse_stuck_after(value: object, source: str) -> dict[str, float]:

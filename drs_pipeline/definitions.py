@@ -14,6 +14,7 @@ import dagster as dg
 
 # Modules, not their @dg.definitions functions: a module may hold only one of those.
 from drs_pipeline.defs import resources, schedules
+from drs_pipeline.defs.alerts import assets as alerts_assets
 from drs_pipeline.defs.ingest import assets as ingest_assets
 from drs_pipeline.defs.ingest import checks as ingest_checks
 from drs_pipeline.defs.ingest.partitions import (
@@ -38,6 +39,7 @@ DEFS_MODULES: tuple[ModuleType, ...] = (
     marts_assets,
     marts_checks,
     publish_assets,
+    alerts_assets,
     watch_jobs,
     watch_sensors,
 )

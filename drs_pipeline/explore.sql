@@ -69,8 +69,8 @@ GROUP BY ALL
 ORDER BY ALL;
 
 -- name: validation_pass_rate
--- First-time validation: of the jobs seen from their start in ASYNC_JOB_VALIDATING
--- that have left it (exactly the jobs the validation metric measures, so a job first
+-- First-time validation: of the jobs seen from their start that have left
+-- ASYNC_JOB_VALIDATING (exactly the jobs the validation metric measures, so a job first
 -- seen validating in what may be its second round does not count), how many first
 -- went on to AUTO_PARAM_VALIDATE_SUCCESS (or straight to COMMIT_SUCCESS, seen after a
 -- success passed between two observations) and how many to ASYNC_JOB_VALIDATE_FAILED;
@@ -83,9 +83,12 @@ WITH selected AS (
       AND ($created_to IS NULL OR create_time < $created_to)
 ),
 first_exit AS (
+    -- The first status after ASYNC_JOB_VALIDATING: a job seen from its start but first
+    -- seen further on had left it by its first observation, for that status.
     SELECT project_id, async_job_id, to_status
     FROM drs.status_transitions
     WHERE from_status = 'ASYNC_JOB_VALIDATING'
+       OR (from_status IS NULL AND to_status <> 'ASYNC_JOB_VALIDATING')
     QUALIFY row_number() OVER (PARTITION BY project_id, async_job_id ORDER BY not_after) = 1
 ),
 verdicts AS (

@@ -11,6 +11,7 @@ import pytest
 from drs_pipeline.simulator import WorldSettings
 
 from .helpers import Simulator, start_simulator
+from .receiver import Receiver
 
 
 @pytest.fixture
@@ -34,3 +35,13 @@ def streaming_simulator() -> Iterator[Simulator]:
 @pytest.fixture
 def database(tmp_path: Path) -> Path:
     return tmp_path / "history.duckdb"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on loopback, recording each request (tests/receiver.py)."""
+    handle = Receiver()
+    try:
+        yield handle
+    finally:
+        handle.down()

@@ -6,7 +6,9 @@ Fixtures stay in conftest.py; test files import these by name.
 
 from __future__ import annotations
 
+import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -239,3 +241,22 @@ def another_process_holding(database: Path) -> Iterator[int]:
     finally:
         holder.kill()
         holder.wait()
+
+
+def environment_without_ours(**extra: str) -> dict[str, str]:
+    """This process's environment without any ``DRS_``/``DAGSTER_`` variable, plus
+    ``extra``: for a service started as a subprocess, configured by the test alone."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DRS_", "DAGSTER_"))}
+    return {**env, **extra}
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """SIGTERM, as systemd stops a service; SIGKILL if it has not exited in ``timeout``."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -54,16 +54,16 @@ def job_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield database
 
 
-def test_schema_sql_creates_the_history_tables_of_the_catalog(tmp_path: Path) -> None:
+def test_schema_sql_creates_the_history_and_alerts_tables_of_the_catalog(tmp_path: Path) -> None:
     database = tmp_path / "fresh.duckdb"
     with Warehouse(database):
         pass
-    assert columns_in(database) == catalogued(catalog.HISTORY)
+    assert columns_in(database) == catalogued((*catalog.HISTORY, *catalog.ALERTS_GROUP))
 
 
 def test_a_run_writes_exactly_the_tables_of_the_catalog(job_run: Path) -> None:
     assert columns_in(job_run) == catalogued(
-        (*catalog.HISTORY, *catalog.MARTS, catalog.DATABASE_INFO)
+        (*catalog.HISTORY, *catalog.MARTS, *catalog.ALERTS_GROUP, catalog.DATABASE_INFO)
     )
 
 

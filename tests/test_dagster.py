@@ -37,6 +37,7 @@ MART_KEYS = {
         "published_snapshot",
     )
 }
+ALERT_KEYS = {dg.AssetKey(["drs", t]) for t in ("alerts", "alert_deliveries", "alert_baselines")}
 CHECKS = {
     ("async_job_history", "history_invariants"),
     ("rejected_records", "every_project_synced_ok"),
@@ -74,7 +75,7 @@ def materialized(result: dg.ExecuteInProcessResult) -> set[dg.AssetKey]:
 def test_definitions_hold_assets_checks_job_and_running_schedule() -> None:
     definitions = defs()
     graph = definitions.resolve_asset_graph()
-    assert set(graph.get_all_asset_keys()) == HISTORY_KEYS | MART_KEYS
+    assert set(graph.get_all_asset_keys()) == HISTORY_KEYS | MART_KEYS | ALERT_KEYS
     assert {(k.asset_key.path[-1], k.name) for k in graph.asset_check_keys} == CHECKS
     assert {"drs_api", "history_db"} <= set(definitions.resources or {})
     schedule = definitions.resolve_schedule_def("drs_pipeline_schedule")
@@ -88,6 +89,7 @@ def test_table_assets_show_their_name_columns_owners_and_tags_in_the_catalog() -
     for group, tables, kinds in [
         ("ingest", catalog.HISTORY, {"duckdb", "table"}),
         ("marts", catalog.MARTS, {"duckdb", "sql", "table"}),
+        ("alerts", catalog.ALERTS_GROUP, {"duckdb", "table"}),
     ]:
         for table in tables:
             node = graph.get(dg.AssetKey(["drs", table.name]))
@@ -190,7 +192,7 @@ def test_job_lands_history_and_marts_with_metadata_and_checks(
     result = run_job(config, database)
 
     assert result.success
-    assert materialized(result) == HISTORY_KEYS | MART_KEYS
+    assert materialized(result) == HISTORY_KEYS | MART_KEYS | ALERT_KEYS
     events = {
         e.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()
     }
@@ -251,7 +253,7 @@ def test_a_failed_project_fails_the_run_but_the_rest_lands_in_history_and_marts(
     result = run_job(config, database)
 
     assert not result.success
-    assert materialized(result) == HISTORY_KEYS | MART_KEYS
+    assert materialized(result) == HISTORY_KEYS | MART_KEYS | ALERT_KEYS
     verdict = check_results(result)["every_project_synced_ok"]
     assert not verdict.passed
     assert "e" * 32 in (verdict.description or "") and "DRS.M00261" in (verdict.description or "")
@@ -320,7 +322,7 @@ def test_a_broken_configuration_keeps_the_code_location_and_fails_each_run(
     # The code location as the daemon and the webserver load it.
     definitions = defs()
     graph = definitions.resolve_asset_graph()
-    assert set(graph.get_all_asset_keys()) == HISTORY_KEYS | MART_KEYS
+    assert set(graph.get_all_asset_keys()) == HISTORY_KEYS | MART_KEYS | ALERT_KEYS
     schedule = definitions.resolve_schedule_def("drs_pipeline_schedule")
     assert schedule.cron_schedule == "*/5 * * * *"
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING

@@ -104,10 +104,11 @@ SQL_EXAMPLES = [(str(b), b.body) for b in _blocks("sql")] + [
 
 def test_the_docs_hold_examples_of_each_kind() -> None:
     # What the tests below check is there to check: a parser gone blind would pass.
-    assert len(DRS_YAML_BLOCKS) == 3
-    assert len(SQL_EXAMPLES) == 13
+    assert len(DRS_YAML_BLOCKS) == 4
+    assert len(SQL_EXAMPLES) == 14
     assert [p.relative_to(ROOT).as_posix() for p in DOCS] == [
         "README.md",
+        "docs/alerts.md",
         "docs/configuration.md",
         "docs/data-model.md",
         "docs/decisions/0001-moving-list-protocol.md",
@@ -119,8 +120,10 @@ def test_the_docs_hold_examples_of_each_kind() -> None:
         "docs/decisions/0007-real-and-simulated-history.md",
         "docs/decisions/0008-duration-bounds.md",
         "docs/decisions/0009-the-watch.md",
+        "docs/decisions/0010-alerts.md",
         "docs/decisions/0011-partitions.md",
         "docs/decisions/README.md",
+        "docs/deploy.md",
         "docs/drs-api.md",
         "docs/exploring.md",
         "docs/operations.md",

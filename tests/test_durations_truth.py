@@ -39,6 +39,7 @@ from .helpers import (
 SYNC_EVERY_S = 15.0
 SYNCS = 120
 PRE_COMMIT = ("ASYNC_JOB_VALIDATING", "ASYNC_JOB_VALIDATE_FAILED", "AUTO_PARAM_VALIDATE_SUCCESS")
+LIFECYCLE = (*PRE_COMMIT, COMMIT_SUCCESS)
 
 
 @dataclass(frozen=True)
@@ -207,16 +208,20 @@ def test_stays_of_unknown_start_are_not_measured_and_unfinished_ones_are_counted
     # A job the first sync found was created before the history began: it may have
     # been in a later round already, so even a validating one's start is unknown.
     ((history_began,),) = query(database, "SELECT min(started_at) FROM drs.sync_runs")
+    # Every later job was seen from its start: created after the sync before the one
+    # that first saw it began (syncs are 15 s apart).
     transitions = query(
         database,
-        "SELECT project_id, async_job_id, to_status, "
-        "from_status IS NOT NULL OR (not_before IS NOT NULL AND first_seen_at > ?), is_gone "
+        "SELECT project_id, async_job_id, from_status, to_status, first_seen_at > ?, is_gone "
         "FROM drs.status_transitions JOIN drs.async_jobs USING (project_id, async_job_id) "
         "ORDER BY project_id, async_job_id, not_after",
         [history_began + timedelta(seconds=SYNC_EVERY_S / 2)],
     )
     stays: dict[tuple[str, str], list[tuple[str, bool, bool]]] = {}
-    for project_id, job_id, status, start_known, is_gone in transitions:
+    for project_id, job_id, from_status, status, from_start, is_gone in transitions:
+        # A stay's start is known when a change into it was seen, or when it is the
+        # first stay of a job seen from its start (in a status of the lifecycle).
+        start_known = from_status is not None or (from_start and status in LIFECYCLE)
         stays.setdefault((project_id, job_id), []).append((status, start_known, is_gone))
     # What the censoring rules say, computed from the transitions alone.
     expected_samples: dict[tuple[str, str, str], int] = {}
@@ -224,17 +229,29 @@ def test_stays_of_unknown_start_are_not_measured_and_unfinished_ones_are_counted
     for key, job_stays in stays.items():
         for i, (status, start_known, is_gone) in enumerate(job_stays):
             ended = i < len(job_stays) - 1
-            starts_job = i == 0 and start_known and status == VALIDATING
+            from_start = i == 0 and start_known
             if start_known and ended:
                 metric = (*key, f"dwell:{status}")
                 expected_samples[metric] = expected_samples.get(metric, 0) + 1
-            if starts_job and ended:
+            # Validation ended by the first observation of a job seen from its start
+            # further on; for one seen validating, when that stay ended.
+            if from_start and (ended or status != VALIDATING):
                 expected_samples[(*key, "validation")] = 1
             if not ended and not is_gone and status in PRE_COMMIT:
                 if start_known:
                     expected_in_progress.add((*key, f"dwell:{status}"))
-                if starts_job:
+                if from_start and status == VALIDATING:
                     expected_in_progress.add((*key, "validation"))
+    # Nothing seen from its start is left out: each such job is measured, in progress,
+    # or left the list while validating.
+    for key, job_stays in stays.items():
+        status, start_known, is_gone = job_stays[0]
+        if start_known:
+            assert (
+                (*key, "validation") in expected_samples
+                or (*key, "validation") in expected_in_progress
+                or (len(job_stays) == 1 and is_gone)
+            ), key
     samples = query(
         database,
         "SELECT project_id, async_job_id, metric, count(*) FROM drs.duration_samples "

@@ -111,9 +111,10 @@ def scripted_history(tmp_path_factory: pytest.TempPathFactory) -> Scripted:
     validating again at t2, validated at t3; C (user-1) committed at t2, its success
     unseen between two syncs; D (user-1) validating throughout; E (tenant-b / user-2)
     failed at t1; G (user-2) gone at t1; M (tenant-a / user-3) failed at t2. H (user-2),
-    created at t0+30, validating at t1, validated at t2. Not seen from their start:
-    F (user-1), created long before the history began and validating in it, validated
-    at t1 (perhaps a second round); K (user-1) first seen validated.
+    created at t0+30, validating at t1, validated at t2. K (user-1), created at t0-40,
+    first seen validated at t0. Not seen from its start: F (user-1), created long
+    before the history began and validating in it, validated at t1 (perhaps a second
+    round).
     Project 2, synced until t1 and then removed from the configuration (stale): Q
     (user-2), validating.
     """
@@ -320,19 +321,20 @@ def test_duration_bounds_per_user_and_per_tenant_on_the_scripted_history(
     scripted: Scripted,
 ) -> None:
     # validation (low, high, midpoint in s): A 100..160 (130), B 50..110 (80),
-    # C 90..150 (120) of user-1, who also has D still validating, 200 s so far at t3;
+    # C 90..150 (120), K 0..40 (20: validated between its creation and its first
+    # observation) of user-1, who also has D still validating, 200 s so far at t3;
     # M 65..125 (95) of user-3; E 10..70 (40), H 30..90 (60) of user-2. F was first
     # seen validating long after its creation: not a sample.
     per_user = explore.duration_bounds(metric="validation")
     assert rows(per_user, HAND) == [
-        ["user-1", 3, 120.0, 90.0, 150.0, 98.0, 158.0, 1, 200.0],
+        ["user-1", 4, 100.0, 70.0, 130.0, 97.0, 157.0, 1, 200.0],
         ["user-3", 1, 95.0, 65.0, 125.0, 65.0, 125.0, 0, None],
         ["user-2", 2, 50.0, 20.0, 80.0, 28.0, 88.0, 0, None],
     ]
     assert list(per_user["resolution_s"]) == [60.0, 60.0, 60.0]
     per_tenant = explore.duration_bounds(metric="validation", by="tenant")
     assert rows(per_tenant, ["domain_name", *HAND]) == [
-        ["tenant-a", None, 4, 107.5, 77.5, 137.5, 97.0, 157.0, 1, 200.0],
+        ["tenant-a", None, 5, 95.0, 65.0, 125.0, 96.0, 156.0, 1, 200.0],
         ["tenant-b", None, 2, 50.0, 20.0, 80.0, 28.0, 88.0, 0, None],
     ]
     # Jobs created from t0 on: H alone (created at t0+30); before t0: all but H.
@@ -341,7 +343,7 @@ def test_duration_bounds_per_user_and_per_tenant_on_the_scripted_history(
     earlier = explore.duration_bounds(
         metric="validation", created_to=scripted.at(0).isoformat(), by="tenant"
     )
-    assert list(earlier["jobs"]) == [4, 1]
+    assert list(earlier["jobs"]) == [5, 1]
     samples = explore.duration_samples(metric="validation", created_from=scripted.at(0))
     assert list(samples["async_job_id"]) == [scripted.jobs["H"]]
 
@@ -349,22 +351,23 @@ def test_duration_bounds_per_user_and_per_tenant_on_the_scripted_history(
 def test_first_time_validation_pass_rate_on_the_scripted_history(scripted: Scripted) -> None:
     columns = ["left_validating", "passed", "failed", "other", "pass_rate", "still_validating"]
     per_user = explore.validation_pass_rate()
-    # user-1: A validated, C committed (a success unseen between syncs), B failed (its
-    # later success is a second round); D validating. user-3: M failed. user-2: E
+    # user-1: A validated, C committed (a success unseen between syncs), K validated
+    # before its first observation, B failed (its later success is a second round); D
+    # validating. user-3: M failed. user-2: E
     # failed, H validated; G left the list while validating: no verdict.
     assert rows(per_user, ["domain_name", "user_name", *columns]) == [
-        ["tenant-a", "user-1", 3, 2, 1, 0, 2 / 3, 1],
+        ["tenant-a", "user-1", 4, 3, 1, 0, 0.75, 1],
         ["tenant-a", "user-3", 1, 0, 1, 0, 0.0, 0],
         ["tenant-b", "user-2", 2, 1, 1, 0, 0.5, 0],
     ]
     per_tenant = explore.validation_pass_rate(by="tenant")
     assert rows(per_tenant, ["domain_name", "user_name", *columns]) == [
-        ["tenant-a", None, 4, 2, 2, 0, 0.5, 1],
+        ["tenant-a", None, 5, 3, 2, 0, 0.6, 1],
         ["tenant-b", None, 2, 1, 1, 0, 0.5, 0],
     ]
     # F's first row has a not_before (its create_time: first seen validating), yet it
     # was created long before the history began and may have failed a round unseen:
-    # counting every first row with a not_before would make user-1's 3 of 4.
+    # counting every first row with a not_before would make user-1's 4 of 5.
     first_row = direct(
         "SELECT to_status, not_before IS NOT NULL AS bounded FROM drs.status_transitions "
         "WHERE async_job_id = ? AND from_status IS NULL",
@@ -392,7 +395,8 @@ def test_pass_rate_counts_the_jobs_the_validation_metric_measures(
         "  SELECT arg_min(t.to_status, t.not_after) AS to_status"
         "  FROM drs.status_transitions AS t"
         "  JOIN drs.duration_samples AS s USING (project_id, async_job_id)"
-        "  WHERE s.metric = 'validation' AND t.from_status = 'ASYNC_JOB_VALIDATING'"
+        "  WHERE s.metric = 'validation' AND (t.from_status = 'ASYNC_JOB_VALIDATING'"
+        "    OR (t.from_status IS NULL AND t.to_status <> 'ASYNC_JOB_VALIDATING'))"
         "  GROUP BY project_id, async_job_id"
         ") GROUP BY ALL"
     )

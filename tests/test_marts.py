@@ -187,9 +187,15 @@ def test_durations_match_hand_computed_values(
         ("A", "dwell:ASYNC_JOB_VALIDATING", 100.0, 160.0, 130.0),
         ("A", "time_to_commit", 220.0, 280.0, 250.0),
         ("A", "validation", 100.0, 160.0, 130.0),
-        # B: its first stay (failed) began out of sight: no sample of it.
+        # B, created t0-50 after the history began, was first seen failed at t0: it
+        # failed between its creation and t0, and stayed failed until between t1 and t2.
+        ("B", "dwell:ASYNC_JOB_VALIDATE_FAILED", 60.0, 170.0, 115.0),
         ("B", "dwell:ASYNC_JOB_VALIDATING", 0.0, 120.0, 60.0),
-        # C was first seen committed, D left while validating: nothing measured.
+        ("B", "validation", 0.0, 50.0, 25.0),
+        # C, created t0-30, was first seen committed at t0: validated and committed
+        # in between. D left while validating: nothing measured.
+        ("C", "time_to_commit", 0.0, 30.0, 15.0),
+        ("C", "validation", 0.0, 30.0, 15.0),
         # E: validating from t0-10 until between t1 and t2, across an owner change.
         ("E", "dwell:ASYNC_JOB_VALIDATING", 70.0, 130.0, 100.0),
         ("E", "validation", 70.0, 130.0, 100.0),
@@ -209,17 +215,18 @@ def test_durations_match_hand_computed_values(
     ]
     rows = query(database, "FROM drs.job_durations ORDER BY ALL")
     assert rows == [
+        # A's 60 (to within 120) and B's 115 (to within 110).
         (
             "tenant-a",
             "user-1",
             "dwell:ASYNC_JOB_VALIDATE_FAILED",
-            1,
-            60.0,
-            60.0,
-            60.0,
-            60.0,
+            2,
+            87.5,
+            87.5,
+            109.5,
+            115.0,
             0,
-            120.0,
+            115.0,
         ),
         # 60, 60 and 130: p90 interpolates between the two largest.
         (
@@ -246,8 +253,10 @@ def test_durations_match_hand_computed_values(
             1,
             None,
         ),
-        ("tenant-a", "user-1", "time_to_commit", 1, 250.0, 250.0, 250.0, 250.0, 2, 60.0),
-        ("tenant-a", "user-1", "validation", 1, 130.0, 130.0, 130.0, 130.0, 0, 60.0),
+        # A's 250 and C's 15; B and F not committed yet.
+        ("tenant-a", "user-1", "time_to_commit", 2, 132.5, 132.5, 226.5, 250.0, 2, 45.0),
+        # A's 130, B's 25 and C's 15.
+        ("tenant-a", "user-1", "validation", 3, 170 / 3, 25.0, 109.0, 130.0, 0, 50.0),
         # E, under its current owner.
         (
             "tenant-b",
@@ -280,7 +289,7 @@ def test_durations_match_hand_computed_values(
         database,
         "SELECT sum(jobs), sum(in_progress) FROM drs.job_durations_by_project WHERE project_id = ?",
         [history["project"]],
-    ) == [(8, 5)]
+    ) == [(12, 5)]
 
 
 def test_the_mart_checks_name_what_breaks_the_bounds(
@@ -297,7 +306,7 @@ def test_the_mart_checks_name_what_breaks_the_bounds(
         broken = mart_violations(con)
     assert {name: len(rows) for name, rows in broken.items()} == {
         "transitions_out_of_order": 2,
-        "durations_negative_or_inverted": 1,
+        "durations_negative_or_inverted": 2,
     }
 
 
@@ -391,6 +400,7 @@ def test_projects_removed_or_failing_leave_the_marts_or_go_stale(
     as of its last ok sync, and its job's stuck_for_s frozen at what that sync saw."""
     kept, removed, failing = simulator.project_ids[:3]
     t0 = simulator.clock.now()
+    simulator.faults.no_date_header = True  # no clock correction: whole-second figures
     jobs = {
         project: simulator.world.add_job(project, create_time=t0 - 10, **OWNER).async_job_id
         for project in (kept, removed, failing)
@@ -469,3 +479,23 @@ def test_a_job_first_seen_after_an_outage_is_not_measured_from_its_create_time(
             (watched.async_job_id, "dwell:ASYNC_JOB_VALIDATING", 50.0, 110.0),
         ]
     )
+
+
+def test_an_owner_change_does_not_restart_the_time_stuck(
+    simulator: Simulator, tmp_path: Path, database: Path
+) -> None:
+    simulator.faults.no_date_header = True
+    project = simulator.project_ids[0]
+    settings = settings_for(simulator, tmp_path, [project])
+    t0 = simulator.clock.now()
+    job = simulator.world.add_job(project, create_time=t0 - 10, status=VALIDATING, **OWNER)
+    for step in range(3):
+        if step == 1:
+            simulator.world.set_owner(project, job.async_job_id, user_name="user-2")
+        assert sync(simulator, settings, database).all_ok
+        simulator.clock.advance(60)
+    build(simulator, database, settings, **{VALIDATING: 30.0})
+    # In validating from t0 (its first observation) to t0+120, across the change at t0+60.
+    assert query(
+        database, "SELECT user_name, status_since, stuck_for_s, age_s FROM drs.stuck_jobs"
+    ) == [("user-2", at(t0), 120.0, 130.0)]

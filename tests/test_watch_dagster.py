@@ -189,7 +189,8 @@ def test_the_sensor_runs_the_watch_only_when_there_is_something_to_watch_and_no_
     first = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
     publish(database, copy, published_at=first)
     assert skipped(evaluate_sensor(config, database, instance)) == (
-        f"no job of the configured projects is in a watched status ({statuses.VALIDATING}) "
+        "no job of the configured projects (but those whose latest sync failed) is in a "
+        f"watched status ({statuses.VALIDATING}) "
         "in the copy published at 2026-11-28T12:00:00+00:00"
     )
 
@@ -219,6 +220,18 @@ def test_the_sensor_runs_the_watch_only_when_there_is_something_to_watch_and_no_
     )
     instance.report_run_canceled(watch_run)
     assert isinstance(evaluate_sensor(config, database, instance), dg.RunRequest)
+
+    # The project's latest sync failed: a round would fail on it too, every few
+    # seconds; its validating jobs wait for a sync that succeeds.
+    simulator.faults.script(ScriptedFault(status=403, project_id=project_id, times=99))
+    simulator.clock.advance(10)
+    assert not sync(simulator, settings, database).all_ok
+    publish(database, copy, published_at=first)
+    assert skipped(evaluate_sensor(config, database, instance)) == (
+        "no job of the configured projects (but those whose latest sync failed) is in a "
+        f"watched status ({statuses.VALIDATING}) "
+        "in the copy published at 2026-11-28T12:00:00+00:00"
+    )
 
 
 def test_the_sensor_skips_with_a_configuration_error_or_the_watch_off(

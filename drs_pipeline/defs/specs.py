@@ -3,7 +3,7 @@ every table asset carries: its name, its columns, owners and tags.
 
 drs.yaml has no owners or tags keys, so they are static here: the owner
 ``team:drs-pipeline``, the tags ``domain: drs`` and ``layer`` (the asset's group:
-ingest, marts, publish).
+ingest, marts, publish, alerts).
 """
 
 from collections.abc import Sequence

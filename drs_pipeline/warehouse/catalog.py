@@ -297,13 +297,14 @@ DURATIONS_IN_PROGRESS = Table(
 
 JOB_DURATIONS_BY_PROJECT = Table(
     "job_durations_by_project",
-    "job_durations with project_id and region.",
-    _mart(_PROJECT, _REGION, _DOMAIN, _USER, _METRIC, *_STATISTICS),
+    "job_durations with project_id and region, and each project's as_of and stale.",
+    _mart(_PROJECT, _REGION, _DOMAIN, _USER, _METRIC, *_STATISTICS, _AS_OF, _STALE),
 )
 
 JOB_DURATIONS = Table(
     "job_durations",
-    "Duration statistics per tenant, user and metric (mean, p50, p90, max).",
+    "Duration statistics per tenant, user and metric (mean, p50, p90, max), in the "
+    "configured projects.",
     _mart(_DOMAIN, _USER, _METRIC, *_STATISTICS),
 )
 
@@ -319,7 +320,12 @@ STUCK_JOBS = Table(
         _USER,
         _STATUS,
         _c("create_time", "TIMESTAMP WITH TIME ZONE", "When the job was created, per the API."),
-        _c("status_since", "TIMESTAMP WITH TIME ZONE", "First observation of the status."),
+        _c(
+            "status_since",
+            "TIMESTAMP WITH TIME ZONE",
+            "First observation of the current stay in the status (an owner change does not "
+            "restart it).",
+        ),
         _c(
             "stuck_for_s",
             "DOUBLE",
@@ -357,6 +363,98 @@ PUBLICATION = Table(
     ),
 )
 
+_KIND = _c(
+    "kind",
+    "VARCHAR",
+    "validate_failed, stuck, project_failed, project_recovered or stale (docs/alerts.md).",
+)
+_ALERT_ID = _c(
+    "alert_id",
+    "VARCHAR",
+    "md5 of the alert's natural key (kind, project_id, async_job_id, since): raised once.",
+)
+_WEBHOOK = _c("webhook", "VARCHAR", "The webhook's name in drs.yaml (alerts.webhooks[].name).")
+
+ALERTS = Table(
+    "alerts",
+    "One row per alert raised: what happened, to which job or project, since when.",
+    (
+        _ALERT_ID,
+        _KIND,
+        _PROJECT,
+        _c("region", "VARCHAR", "The project's region.", nullable=True),
+        _c("async_job_id", "VARCHAR", "The job; NULL for a project's alert.", nullable=True),
+        _c(
+            "domain_name",
+            "VARCHAR",
+            "The tenant that owned the job; NULL for a project's alert.",
+            nullable=True,
+        ),
+        _c(
+            "user_name",
+            "VARCHAR",
+            "The IAM user that owned the job; NULL for a project's alert.",
+            nullable=True,
+        ),
+        _c(
+            "status",
+            "VARCHAR",
+            "The job's status, or the project's sync outcome (project_failed, "
+            "project_recovered); NULL for stale.",
+            nullable=True,
+        ),
+        _c(
+            "since",
+            "TIMESTAMP WITH TIME ZONE",
+            "When it began: the first observation of the job's status (validate_failed, stuck), "
+            "the end of the sync that failed or recovered, or the project's last ok sync (stale).",
+        ),
+        _c("message", "VARCHAR", "What happened, in one line for people."),
+        _c("raised_at", "TIMESTAMP WITH TIME ZONE", "When the alerts step raised it."),
+    ),
+)
+
+ALERT_DELIVERIES = Table(
+    "alert_deliveries",
+    "One row per alert and webhook it is sent to: delivered, or still to be sent.",
+    (
+        _ALERT_ID,
+        _WEBHOOK,
+        _c("attempts", "INTEGER", "POSTs that carried the alert to the webhook so far."),
+        _c(
+            "last_attempt_at",
+            "TIMESTAMP WITH TIME ZONE",
+            "When the latest POST was tried; NULL before the first.",
+            nullable=True,
+        ),
+        _c(
+            "delivered_at",
+            "TIMESTAMP WITH TIME ZONE",
+            "When the webhook accepted it; NULL while it is to be sent (again) next run.",
+            nullable=True,
+        ),
+        _c(
+            "last_error",
+            "VARCHAR",
+            "Why the latest POST failed, naming the webhook (never its URL); NULL once delivered.",
+            nullable=True,
+        ),
+    ),
+)
+
+ALERT_BASELINES = Table(
+    "alert_baselines",
+    "Per project, from when alerts are raised: nothing that began before is alerted.",
+    (
+        _PROJECT,
+        _c(
+            "baseline_at",
+            "TIMESTAMP WITH TIME ZONE",
+            "The alerts step that first found the project configured with an ok sync.",
+        ),
+    ),
+)
+
 # Written by each sync.
 HISTORY = (ASYNC_JOBS, ASYNC_JOB_HISTORY, SYNC_RUNS, REJECTED_RECORDS)
 # Rebuilt from the history after each sync (marts/*.sql).
@@ -371,9 +469,11 @@ MARTS = (
     JOB_DURATIONS_BY_PROJECT,
     STUCK_JOBS,
 )
+# Raised from the marts after each run, and their deliveries (drs_pipeline.alerts).
+ALERTS_GROUP = (ALERTS, ALERT_DELIVERIES, ALERT_BASELINES)
 # Bookkeeping: the guard between real and simulated history, and the published copy's stamp.
 BOOKKEEPING = (DATABASE_INFO, PUBLICATION)
-TABLES = HISTORY + MARTS + BOOKKEEPING
+TABLES = HISTORY + MARTS + ALERTS_GROUP + BOOKKEEPING
 
 
 def table(name: str) -> Table:
@@ -387,7 +487,13 @@ def table(name: str) -> Table:
 def catalog_markdown() -> str:
     """The tables as Markdown, for the docs' table reference (docs/data-model.md)."""
     sections = []
-    for group, tables in (("History", HISTORY), ("Marts", MARTS), ("Bookkeeping", BOOKKEEPING)):
+    groups = (
+        ("History", HISTORY),
+        ("Marts", MARTS),
+        ("Alerts", ALERTS_GROUP),
+        ("Bookkeeping", BOOKKEEPING),
+    )
+    for group, tables in groups:
         sections.append(f"### {group}")
         for entry in tables:
             rows = [

@@ -152,8 +152,8 @@ WHERE j.rowid = st.job_rowid
   AND NOT st.is_stale AND st.details_changed;
 
 -- name: stage_gone
--- Only jobs the API confirmed absent, that are not gone already, and whose open
--- interval started before the gone time (so valid_from < valid_to holds).
+-- Only jobs the API confirmed absent, that are not gone already, and last seen before
+-- the gone time (so valid_from <= last_seen_at < valid_to holds).
 -- Always made, even empty: the counts and the check read it, and a temp table left
 -- by the previous merge would hold that merge's jobs.
 CREATE OR REPLACE TEMP TABLE merge_gone AS
@@ -162,7 +162,8 @@ FROM drs.async_jobs AS j
 JOIN confirmed_gone AS g
     ON g.project_id = j.project_id AND g.async_job_id = j.async_job_id
 WHERE NOT j.is_gone
-  AND j.status_since < g.gone_at;
+  AND j.status_since < g.gone_at
+  AND j.last_seen_at < g.gone_at;
 
 -- name: close_gone_intervals
 UPDATE drs.async_job_history AS h

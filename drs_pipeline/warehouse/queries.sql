@@ -76,10 +76,18 @@ ORDER BY project_id, last_seen_at, async_job_id;
 
 -- name: watched_job_count
 -- Whether the watch has anything to watch, read by its sensor from the published
--- copy: the jobs of watched_jobs, and when the copy was published.
+-- copy: the jobs of watched_jobs, but for projects whose latest sync failed (a round
+-- would fail on them too, every few seconds, until a sync succeeds), and when the
+-- copy was published.
 SELECT
     (SELECT count(*) FROM drs.async_jobs
      WHERE NOT is_gone
        AND list_contains($statuses, status)
-       AND list_contains($project_ids, project_id)) AS jobs,
+       AND list_contains($project_ids, project_id)
+       AND project_id NOT IN (
+           SELECT project_id FROM (
+               SELECT project_id, arg_max(outcome, started_at) AS outcome
+               FROM drs.sync_runs GROUP BY project_id
+           ) WHERE outcome = 'failed'
+       )) AS jobs,
     (SELECT max(published_at) FROM drs.publication) AS published_at;

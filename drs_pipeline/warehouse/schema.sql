@@ -66,3 +66,36 @@ CREATE TABLE IF NOT EXISTS drs.rejected_records (
     record     VARCHAR NOT NULL,  -- the raw JSON as received
     reason     VARCHAR NOT NULL
 );
+
+-- Alerts (drs_pipeline/alerts, warehouse/alerts.sql): one row per alert, raised
+-- once by its natural key, whose md5 is alert_id.
+CREATE TABLE IF NOT EXISTS drs.alerts (
+    alert_id     VARCHAR NOT NULL,
+    kind         VARCHAR NOT NULL,
+    project_id   VARCHAR NOT NULL,
+    region       VARCHAR,
+    async_job_id VARCHAR,
+    domain_name  VARCHAR,
+    user_name    VARCHAR,
+    status       VARCHAR,
+    since        TIMESTAMPTZ NOT NULL,
+    message      VARCHAR NOT NULL,
+    raised_at    TIMESTAMPTZ NOT NULL
+);
+
+-- One row per alert and webhook it is sent to; delivered_at NULL: sent next run.
+CREATE TABLE IF NOT EXISTS drs.alert_deliveries (
+    alert_id        VARCHAR NOT NULL,
+    webhook         VARCHAR NOT NULL,
+    attempts        INTEGER NOT NULL,
+    last_attempt_at TIMESTAMPTZ,
+    delivered_at    TIMESTAMPTZ,
+    last_error      VARCHAR  -- names the webhook and the HTTP status, never the URL
+);
+
+-- Per project, the alerts step that first found it configured with an ok sync:
+-- nothing that began before raises an alert.
+CREATE TABLE IF NOT EXISTS drs.alert_baselines (
+    project_id  VARCHAR NOT NULL,
+    baseline_at TIMESTAMPTZ NOT NULL
+);

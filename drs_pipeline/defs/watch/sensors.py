@@ -87,7 +87,8 @@ def build_watch_sensor(seconds: int, description: str) -> dg.SensorDefinition:
         watched = ", ".join(settings.watch.statuses)
         if not jobs:
             return dg.SkipReason(
-                f"no job of the configured projects is in a watched status ({watched}) in "
+                "no job of the configured projects (but those whose latest sync failed) is "
+                f"in a watched status ({watched}) in "
                 f"the copy published at {published_at.isoformat() if published_at else '?'}"
             )
         return dg.RunRequest(tags={"drs/watched_jobs": str(jobs)})

@@ -55,12 +55,22 @@ ASOF LEFT JOIN (
 -- stay, its create_time when it was first seen in ASYNC_JOB_VALIDATING, where
 -- every job starts, and unknown otherwise), and no later than not_after, the
 -- stay's first observation. Owners are those of the stay's first interval.
+-- Most jobs have one interval, begun at their first observation (status_since =
+-- first_seen_at: every later interval moves status_since): their one row comes
+-- from drs.async_jobs alone, and only the others' intervals are put in order,
+-- which is what costs (docs/decisions/0008-duration-bounds.md).
 CREATE OR REPLACE TABLE drs.status_transitions AS
-WITH marked AS (
+WITH movers AS (
+    SELECT project_id, async_job_id
+    FROM drs.async_jobs
+    WHERE status_since <> first_seen_at
+),
+marked AS (
     SELECT
         *,
         status IS DISTINCT FROM lag(status) OVER job_order AS starts_stay
     FROM drs.async_job_history
+    SEMI JOIN movers USING (project_id, async_job_id)
     WINDOW job_order AS (PARTITION BY project_id, async_job_id ORDER BY valid_from)
 ),
 numbered AS (
@@ -84,6 +94,20 @@ stays AS (
     FROM numbered
     GROUP BY project_id, async_job_id, stay
 )
+SELECT
+    j.project_id,
+    j.region,
+    j.async_job_id,
+    j.domain_name,
+    j.user_name,
+    NULL::VARCHAR AS from_status,
+    j.status AS to_status,
+    CASE WHEN j.status = 'ASYNC_JOB_VALIDATING' THEN c.created_at END AS not_before,
+    j.first_seen_at AS not_after
+FROM drs.async_jobs AS j
+JOIN job_clock AS c USING (project_id, async_job_id)
+WHERE j.status_since = j.first_seen_at
+UNION ALL
 SELECT
     s.project_id,
     j.region,
