@@ -401,7 +401,7 @@ def _sync_command(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         return EXIT_CONFIG
-    # In the configuration's order: the partitions of one run are consecutive.
+    # In the configuration's order, as the code location lists the partitions.
     selected = [project_id for project_id in configured if project_id in wanted]
     of = f" of {len(configured)}" if len(selected) < len(configured) else ""
     print(
