@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from drs_pipeline.config import (
     ConfigError,
+    ProjectLayout,
     Settings,
     duckdb_path,
     embedded_simulator_settings,
@@ -58,14 +59,16 @@ HELP_WIDTH = 78
 USAGE_ERROR = "wrong options"
 DESCRIPTIONS: dict[str, tuple[str, dict[int, str]]] = {
     "sync": (
-        "Sync every configured project once: what the schedule runs (the ingest, the marts, "
-        "the publication, the alerts and every check), in-process. Prints one line per "
-        "project, then one line for each project that was not ok, with its error.",
+        "Sync every configured project once (or those --project names): what the schedule "
+        "runs (the ingest, the marts, the publication, the alerts and every check), "
+        "in-process. Prints one line per project, then one line for each project that was not "
+        "ok, with its error.",
         {
             EXIT_OK: "every project synced ok",
             EXIT_NOT_OK: "some project failed or was incomplete (the others still landed), "
             "or a step or check of the run failed",
-            EXIT_CONFIG: f"configuration error (nothing was requested), or {USAGE_ERROR}",
+            EXIT_CONFIG: "configuration error, or a --project that is not configured (nothing "
+            f"was requested), or {USAGE_ERROR}",
         },
     ),
     "watch": (
@@ -154,6 +157,12 @@ def _parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "--config", type=Path, help="configuration file (default: $DRS_CONFIG, else ./drs.yaml)"
     )
     sync.add_argument("--database", type=Path, help="DuckDB file (default: $DRS_DUCKDB_PATH)")
+    sync.add_argument(
+        "--project",
+        action="append",
+        metavar="ID",
+        help="sync only this configured project (repeatable; default: every configured project)",
+    )
     sync.set_defaults(handler=_sync_command)
 
     watch = commands.add_parser("watch", help="observe the jobs in a watched status until stopped")
@@ -381,10 +390,30 @@ def _sync_command(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    count = len(settings.projects)
-    projects = f"{count} project" + ("s" if count != 1 else "")
-    print(f"syncing {projects} from {settings.source} into {database}")
-    return _materialize_and_report(database, verbose=args.verbose, config_path=args.config)
+    configured = [project.project_id for project in settings.projects]
+    wanted = set(args.project or configured)
+    unknown = sorted(wanted.difference(configured))
+    if unknown:
+        for project_id in unknown:
+            print(
+                f"error: --project {project_id}: not one of the "
+                f"{_counted(len(configured), 'project')} of {settings.source}",
+                file=sys.stderr,
+            )
+        return EXIT_CONFIG
+    # In the configuration's order, as the code location lists the partitions.
+    selected = [project_id for project_id in configured if project_id in wanted]
+    of = f" of {len(configured)}" if len(selected) < len(configured) else ""
+    print(
+        f"syncing {len(selected)}{of} project{'s' if len(configured) != 1 else ''} "
+        f"from {settings.source} into {database}"
+    )
+    return _materialize_and_report(
+        database,
+        verbose=args.verbose,
+        config_path=args.config,
+        projects=ProjectLayout(tuple(selected), settings.freshness_minutes),
+    )
 
 
 def _watch_command(args: argparse.Namespace) -> int:
@@ -489,10 +518,17 @@ def _demo_command(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    embedded = embedded_simulator_settings()
+    embedded_layout = ProjectLayout(tuple(project.project_id for project in embedded.projects))
     worst = EXIT_OK
     for number in range(1, args.syncs + 1):
         print(f"\n== demo sync {number} of {args.syncs} (embedded simulator) ==")
-        worst = max(worst, _materialize_and_report(database, verbose=args.verbose, embedded=True))
+        worst = max(
+            worst,
+            _materialize_and_report(
+                database, verbose=args.verbose, embedded=True, projects=embedded_layout
+            ),
+        )
         if number < args.syncs:
             time.sleep(args.interval)
     from drs_pipeline.report import rounded
@@ -521,14 +557,17 @@ def _materialize_and_report(
     database: Path,
     *,
     verbose: bool,
+    projects: ProjectLayout,
     config_path: Path | None = None,
     embedded: bool = False,
 ) -> int:
-    """One run of the job: the table of projects on stdout, then a plain line on
-    stderr for each project not ok and each other failure of the run."""
+    """One run of the job over ``projects`` (its partitions): the table of projects on
+    stdout, then a plain line on stderr for each project not ok and each other failure
+    of the run."""
     import dagster as dg
 
-    from drs_pipeline.definitions import definitions_with_resources
+    from drs_pipeline.definitions import definitions_with_resources, execute_pipeline
+    from drs_pipeline.defs.ingest.partitions import project_partitions
     from drs_pipeline.defs.resources import DrsApiResource, HistoryDatabaseResource
 
     definitions = definitions_with_resources(
@@ -538,7 +577,8 @@ def _materialize_and_report(
                 embedded_simulator=embedded,
             ),
             "history_db": HistoryDatabaseResource(path=str(database)),
-        }
+        },
+        project_partitions(projects),
     )
     instance = (
         dg.DagsterInstance.get()
@@ -548,8 +588,10 @@ def _materialize_and_report(
     # The event log keeps every event and stack trace; the terminal shows them with -v.
     console_level = "WARNING" if verbose else "CRITICAL"
     with instance:
-        # What the schedule runs: the ingest, the marts, the publication, the alerts, every check.
-        result = definitions.resolve_job_def("drs_pipeline_job").execute_in_process(
+        # What the schedule runs: the ingest, the marts, the publication, the alerts, every
+        # check, every selected project in one run.
+        result = execute_pipeline(
+            definitions,
             instance=instance,
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": console_level}}}},

@@ -635,6 +635,45 @@ def load_schedule(env: Mapping[str, str] | None = None, cwd: Path | None = None)
     return parse_schedule(document.get("schedule", DEFAULT_SCHEDULE), str(path))
 
 
+@dataclass(frozen=True)
+class ProjectLayout:
+    """What Dagster's definitions take from the configuration when they load: the
+    projects (one partition each) and ``freshness_minutes`` (the assets' freshness
+    policy). Read without credentials, as ``load_schedule`` reads only its key."""
+
+    project_ids: tuple[str, ...]
+    freshness_minutes: float = DEFAULT_FRESHNESS_MINUTES
+
+
+def load_layout(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> ProjectLayout:
+    """The layout of ``DRS_CONFIG``, else ``$DRS_HOME/drs.yaml``, else the embedded
+    simulator's projects. Raises ConfigError when the file or those keys are unusable."""
+    path = config_path(env, cwd)
+    if path is None:
+        projects = embedded_simulator_settings(env).projects
+        return ProjectLayout(tuple(project.project_id for project in projects))
+    return load_layout_file(path)
+
+
+def load_layout_file(path: Path) -> ProjectLayout:
+    """The layout of the configuration file at ``path`` (only its ``projects[].project_id``
+    and ``freshness_minutes``; each run validates the whole file)."""
+    source = str(path)
+    top = _mapping(read_yaml(path), source, "(top level)")
+    value = top.get("projects")
+    if not isinstance(value, list) or not value:
+        raise ConfigError(source, "projects", "must be a non-empty list")
+    seen: dict[str, int] = {}
+    for index, item in enumerate(value):
+        _project_id(
+            _mapping(item, source, f"projects[{index}]"), source, f"projects[{index}]", seen
+        )
+    minutes = _minutes(
+        top.get("freshness_minutes", DEFAULT_FRESHNESS_MINUTES), source, "freshness_minutes"
+    )
+    return ProjectLayout(tuple(seen), minutes)
+
+
 def load_watch(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> WatchSettings:
     """Only the ``watch`` key, for building Dagster definitions (the sensor's interval),
     as ``load_schedule`` reads only ``schedule``. Raises ConfigError when the file or
@@ -795,18 +834,7 @@ def _parse_projects(
         key = f"projects[{index}]"
         entry = _mapping(item, source, key)
         _reject_unknown_keys(entry, {"project_id", "region", "endpoint", "auth"}, source, key)
-        project_id = _required_string(entry, "project_id", source, key)
-        if not PROJECT_ID_PATTERN.fullmatch(project_id):
-            raise ConfigError(
-                source, f"{key}.project_id", "must be 32 lowercase hexadecimal characters"
-            )
-        if project_id in seen:
-            raise ConfigError(
-                source,
-                f"{key}.project_id",
-                f"duplicate of projects[{seen[project_id]}]: each project is listed once",
-            )
-        seen[project_id] = index
+        project_id = _project_id(entry, source, key, seen)
         region = _required_string(entry, "region", source, key)
         if not REGION_PATTERN.fullmatch(region):
             raise ConfigError(source, f"{key}.region", "must look like cn-south-2")
@@ -819,6 +847,23 @@ def _parse_projects(
             ProjectSettings(project_id, region, _validate_endpoint(endpoint, source, key), auth)
         )
     return tuple(projects)
+
+
+def _project_id(entry: dict[str, Any], source: str, key: str, seen: dict[str, int]) -> str:
+    """``entry``'s project id, checked and recorded in ``seen`` (id to index)."""
+    project_id = _required_string(entry, "project_id", source, key)
+    if not PROJECT_ID_PATTERN.fullmatch(project_id):
+        raise ConfigError(
+            source, f"{key}.project_id", "must be 32 lowercase hexadecimal characters"
+        )
+    if project_id in seen:
+        raise ConfigError(
+            source,
+            f"{key}.project_id",
+            f"duplicate of projects[{seen[project_id]}]: each project is listed once",
+        )
+    seen[project_id] = len(seen)
+    return project_id
 
 
 def _validate_endpoint(endpoint: str, source: str, key: str, name: str = "endpoint") -> str:

@@ -69,6 +69,19 @@ def status_preview_markdown(con: duckdb.DuckDBPyConnection, limit: int = 30) -> 
     return text
 
 
+def status_previews_by_project(con: duckdb.DuckDBPyConnection, limit: int = 30) -> dict[str, str]:
+    """``status_preview_markdown`` for each project, by project id."""
+    frame = read_query(con, "jobs_by_project_and_status")
+    previews: dict[str, str] = {}
+    for project_id, rows in frame.groupby("project_id", sort=False):
+        rows = rows.drop(columns="project_id")
+        text = str(rows.head(limit).to_markdown(index=False))
+        if len(rows) > limit:
+            text += f"\n\n({len(rows) - limit} more rows)"
+        previews[str(project_id)] = text
+    return previews
+
+
 def mart_preview_markdown(con: duckdb.DuckDBPyConnection, name: str, limit: int = 30) -> str:
     """The first rows of a mart, for Dagster metadata."""
     # The name must be a table of the catalog: never input in the SQL text.

@@ -11,7 +11,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from drs_pipeline.definitions import definitions_with_resources
+from drs_pipeline.definitions import definitions_with_resources, execute_pipeline
 from drs_pipeline.defs.resources import DrsApiResource, HistoryDatabaseResource
 from drs_pipeline.drs.statuses import VALIDATE_FAILED
 
@@ -33,12 +33,12 @@ class Runs:
                 "history_db": HistoryDatabaseResource(path=str(database), lock_timeout_s=2),
             }
         )
-        self.job = definitions.resolve_job_def("drs_pipeline_job")
+        self.definitions = definitions
         self.instance = instance
         self.results: list[dg.ExecuteInProcessResult] = []
 
     def run(self) -> dg.ExecuteInProcessResult:
-        result = self.job.execute_in_process(instance=self.instance, raise_on_error=False)
+        result = execute_pipeline(self.definitions, instance=self.instance, raise_on_error=False)
         self.results.append(result)
         return result
 

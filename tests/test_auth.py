@@ -20,7 +20,8 @@ import duckdb
 import pytest
 
 from drs_pipeline.config import Settings, load_settings_file
-from drs_pipeline.defs.ingest.assets import drs_sync
+from drs_pipeline.defs.ingest.assets import build_drs_sync
+from drs_pipeline.defs.ingest.partitions import load_project_partitions, range_tags
 from drs_pipeline.defs.resources import DrsApiResource, HistoryDatabaseResource
 from drs_pipeline.simulator import ScriptedFault
 from drs_pipeline.simulator.gateway import AccessKey, AkSkGateway
@@ -460,14 +461,19 @@ def test_no_secret_in_logs_dagster_events_or_the_database(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     instance = dg.DagsterInstance.ephemeral()
+    drs_api = DrsApiResource(config_path=str(config))
+    partitions = load_project_partitions(drs_api.layout)
+    assert partitions.partitions_def is not None
     result = dg.materialize(
-        [drs_sync],
+        [build_drs_sync(partitions)],
         resources={
-            "drs_api": DrsApiResource(config_path=str(config)),
+            "drs_api": drs_api,
             "history_db": HistoryDatabaseResource(path=str(database)),
         },
         instance=instance,
         raise_on_error=False,
+        # Every project in one run, as the schedule runs it.
+        tags=range_tags(partitions.partitions_def.get_partition_keys()),
     )
     assert result.success
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from drs_pipeline.definitions import definitions_with_resources
+from drs_pipeline.definitions import definitions_with_resources, execute_pipeline
 from drs_pipeline.defs.resources import DrsApiResource, HistoryDatabaseResource
 from drs_pipeline.warehouse import catalog, marts
 from drs_pipeline.warehouse.store import Warehouse, connect
@@ -49,9 +49,7 @@ def job_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         }
     )
     with dg.instance_for_test() as instance:
-        result = definitions.resolve_job_def("drs_pipeline_job").execute_in_process(
-            instance=instance, raise_on_error=False
-        )
+        result = execute_pipeline(definitions, instance=instance, raise_on_error=False)
     assert result.success
     yield database
 

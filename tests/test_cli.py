@@ -129,6 +129,68 @@ def test_sync_reports_a_refused_project_in_one_plain_line(
     assert query(database, "SELECT count(DISTINCT sync_id) FROM drs.sync_runs") == [(2,)]
 
 
+def test_sync_project_syncs_those_projects_alone_in_one_run(
+    simulator: Simulator, tmp_path: Path, database: Path
+) -> None:
+    first, second, third = simulator.project_ids[:3]
+    for project_id in (first, second, third):
+        simulator.world.add_job(project_id)
+    config = write_config(tmp_path / "drs.yaml", simulator, [first, second, third])
+    env = {"DRS_AUTH_TOKEN": simulator.token, "DRS_DUCKDB_PATH": str(database)}
+
+    done = run(["sync", "--config", str(config), "--project", second], env, tmp_path)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.splitlines()[0] == f"syncing 1 of 3 projects from {config} into {database}"
+    assert table_rows(done.stdout) == {second: ["ok", "1", "1", "1", "0", "0", "0"]}
+    assert {r.project_id for r in simulator.app.stats.log} == {second}
+
+    # Repeatable, and not necessarily neighbours in the file: still one run, one sync.
+    done = run(
+        ["sync", "--config", str(config), "--project", third, "--project", first], env, tmp_path
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.splitlines()[0] == f"syncing 2 of 3 projects from {config} into {database}"
+    assert set(table_rows(done.stdout)) == {first, third}
+    assert query(
+        database,
+        "SELECT count(DISTINCT sync_id), count(*) FROM drs.sync_runs WHERE project_id <> ?",
+        [second],
+    ) == [(1, 2)]
+
+
+def test_sync_an_unknown_project_exits_2_before_any_request(
+    simulator: Simulator, tmp_path: Path, database: Path
+) -> None:
+    first, second = simulator.project_ids[:2]
+    config = write_config(tmp_path / "drs.yaml", simulator, [first, second])
+    env = {"DRS_AUTH_TOKEN": simulator.token, "DRS_DUCKDB_PATH": str(database)}
+    unknown = "e" * 32
+
+    done = run(
+        [
+            "sync",
+            "--config",
+            str(config),
+            "--project",
+            first,
+            "--project",
+            unknown,
+            "--project",
+            "x",
+        ],
+        env,
+        tmp_path,
+    )
+
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.splitlines() == [
+        f"error: --project {unknown}: not one of the 2 projects of {config}",
+        f"error: --project x: not one of the 2 projects of {config}",
+    ]
+    assert simulator.app.stats.requests == 0
+    assert not database.exists()
+
+
 def test_sync_configuration_error_exits_2_before_any_request(
     simulator: Simulator, tmp_path: Path, database: Path
 ) -> None:
@@ -221,9 +283,10 @@ def test_each_command_has_a_description_its_defaults_and_its_exit_codes(tmp_path
         "sync": [
             "Sync every configured project once",
             "--config CONFIG      configuration file (default: $DRS_CONFIG, else",
+            "--project ID         sync only this configured project (repeatable; default:",
             "  0  every project synced ok",
             "  1  some project failed or was incomplete (the others still landed), or a",
-            "  2  configuration error (nothing was requested), or wrong options",
+            "  2  configuration error, or a --project that is not configured (nothing was",
         ],
         "watch": [
             "Observe the jobs in a watched status (watch.statuses of drs.yaml) every few",

@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from drs_pipeline.definitions import definitions_with_resources, defs
+from drs_pipeline.definitions import definitions_with_resources, defs, execute_pipeline
 from drs_pipeline.defs.resources import DrsApiResource, HistoryDatabaseResource
 from drs_pipeline.defs.schedules import SCHEDULE_DESCRIPTION
 from drs_pipeline.warehouse import catalog
@@ -40,7 +40,7 @@ MART_KEYS = {
 ALERT_KEYS = {dg.AssetKey(["drs", t]) for t in ("alerts", "alert_deliveries", "alert_baselines")}
 CHECKS = {
     ("async_job_history", "history_invariants"),
-    ("sync_runs", "every_project_synced_ok"),
+    ("rejected_records", "every_project_synced_ok"),
     ("rejected_records", "no_rejected_records"),
     ("async_jobs", "history_is_fresh"),
     ("stuck_jobs", "no_stuck_jobs"),
@@ -56,9 +56,8 @@ def run_job(config: Path, database: Path) -> dg.ExecuteInProcessResult:
             "history_db": HistoryDatabaseResource(path=str(database), lock_timeout_s=2),
         }
     )
-    job = definitions.resolve_job_def("drs_pipeline_job")
     with dg.instance_for_test() as instance:
-        return job.execute_in_process(instance=instance, raise_on_error=False)
+        return execute_pipeline(definitions, instance=instance, raise_on_error=False)
 
 
 def check_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
@@ -135,10 +134,12 @@ def test_table_assets_show_their_name_columns_owners_and_tags_in_the_catalog() -
 def test_job_and_schedule_say_what_they_do() -> None:
     definitions = defs()
     assert definitions.resolve_job_def("drs_pipeline_job").description == (
-        "Sync every configured DRS project, check the history, rebuild the marts."
+        "Sync the selected DRS projects (a partition each; the schedule selects them all), "
+        "check the history, rebuild the marts."
     )
     assert definitions.resolve_schedule_def("drs_pipeline_schedule").description == (
-        "Runs drs_pipeline_job on the cron of drs.yaml's `schedule` (UTC)."
+        "Runs drs_pipeline_job on the cron of drs.yaml's `schedule` (UTC), every project in "
+        "one run."
     )
 
 
@@ -198,8 +199,13 @@ def test_job_lands_history_and_marts_with_metadata_and_checks(
     jobs = events[dg.AssetKey(["drs", "async_jobs"])]
     assert jobs["dagster/row_count"].value == 7
     assert "ASYNC_JOB_VALIDATING" in jobs["preview"].value
+    # Each table's materialization is the project's partition, with its part of the sync.
+    assert {(e.asset_key, e.partition) for e in result.get_asset_materialization_events()} >= {
+        (key, project_id) for key in HISTORY_KEYS
+    }
     runs = events[dg.AssetKey(["drs", "sync_runs"])]
-    assert project_id in runs["projects"].value and "| ok " in runs["projects"].value
+    assert (runs["outcome"].value, runs["error"].value, runs["jobs_seen"].value) == ("ok", "", 7)
+    assert runs["dagster/row_count"].value == 1
     assert events[dg.AssetKey(["drs", "status_counts"])]["dagster/row_count"].value == 1
     # The database each table lives in, as a path value (the mart too); the copy's path.
     for key in (dg.AssetKey(["drs", "async_jobs"]), dg.AssetKey(["drs", "stuck_jobs"])):
@@ -325,13 +331,23 @@ def test_a_broken_configuration_keeps_the_code_location_and_fails_each_run(
         assert schedule.description == SCHEDULE_DESCRIPTION
     else:
         assert (schedule.description or "").startswith(f"configuration error: {config}: {problem}")
+    # Partitioned when the projects can be read; else not, saying why.
+    node = graph.get(dg.AssetKey(["drs", "async_jobs"]))
+    if kind in ("bad_yaml", "alias_bomb"):
+        assert node.partitions_def is None
+        assert f" Not partitioned by project: configuration error: {config}: {problem}" in (
+            node.description or ""
+        )
+    else:
+        assert node.partitions_def == dg.StaticPartitionsDefinition(["a" * 32])
     with dg.instance_for_test() as instance:
         tick = schedule.evaluate_tick(dg.build_schedule_context(instance=instance))
-        assert len(tick.run_requests or []) == 1
+        (request,) = tick.run_requests or []
 
-        # Each run fails at once, naming the file and the key, and is not retried.
+        # Each run the schedule requests fails at once, naming the file and the key, and
+        # is not retried.
         result = definitions.resolve_job_def("drs_pipeline_job").execute_in_process(
-            instance=instance, raise_on_error=False
+            instance=instance, raise_on_error=False, tags=request.tags
         )
     assert not result.success
     (failure,) = result.get_step_failure_events()
@@ -381,6 +397,7 @@ def test_every_module_under_defs_is_part_of_the_code_location() -> None:
     }
     listed = {module.__name__ for module in definitions.DEFS_MODULES}
     wired = {
+        "drs_pipeline.defs.ingest.partitions",
         "drs_pipeline.defs.resources",
         "drs_pipeline.defs.schedules",
         "drs_pipeline.defs.specs",

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from drs_pipeline import charts, explore
-from drs_pipeline.definitions import definitions_with_resources
+from drs_pipeline.definitions import definitions_with_resources, execute_pipeline
 from drs_pipeline.defs.resources import DrsApiResource, HistoryDatabaseResource
 from drs_pipeline.drs.statuses import (
     COMMIT_SUCCESS,
@@ -65,9 +65,7 @@ def run_embedded_job(database: Path) -> dg.ExecuteInProcessResult:
         }
     )
     with dg.instance_for_test() as instance:
-        return definitions.resolve_job_def("drs_pipeline_job").execute_in_process(
-            instance=instance, raise_on_error=False
-        )
+        return execute_pipeline(definitions, instance=instance, raise_on_error=False)
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
-"""Operating the product: the Dagster daemon runs the schedule, the webserver
-serves the code location, and a browser renders the asset graph.
+"""Operating the product: the Dagster daemon runs the schedule and judges freshness,
+the webserver serves the code location, and a browser renders the asset graph, the
+partitions and the freshness state.
 
 These start real processes (dagster-daemon, dagster-webserver, Chromium)
 against a temporary DAGSTER_HOME and the simulator on loopback.
@@ -7,7 +8,9 @@ against a temporary DAGSTER_HOME and the simulator on loopback.
 
 from __future__ import annotations
 
+import html
 import os
+import re
 import shutil
 import signal
 import socket
@@ -15,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -22,6 +26,8 @@ import duckdb
 import httpx
 import pytest
 
+from drs_pipeline.config import embedded_simulator_settings
+from drs_pipeline.simulator.faults import ScriptedFault
 from drs_pipeline.warehouse import catalog
 
 from .helpers import Simulator, write_config
@@ -105,11 +111,14 @@ def test_daemon_runs_the_schedule_and_the_history_grows(
         runs = instance.get_runs()
     assert runs and runs[-1].job_name == "drs_pipeline_job"
     assert runs[-1].tags.get("dagster/schedule_name") == "drs_pipeline_schedule"
+    # Every configured project (here one) in the scheduled run.
+    assert runs[-1].tags["dagster/asset_partition_range_start"] == project_id
+    assert runs[-1].tags["dagster/asset_partition_range_end"] == project_id
 
 
-@pytest.fixture(scope="module")
-def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    tmp_path = tmp_path_factory.mktemp("webserver")
+@contextmanager
+def serving(env: dict[str, str], cwd: Path) -> Iterator[str]:
+    """dagster-webserver on loopback for as long as the block runs; yields its URL."""
     port = free_port()
     process = subprocess.Popen(
         [
@@ -121,8 +130,8 @@ def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "-w",
             str(REPO / "workspace.yaml"),
         ],
-        cwd=tmp_path,
-        env=clean_env(DAGSTER_HOME=str(dagster_home(tmp_path))),
+        cwd=cwd,
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -141,6 +150,57 @@ def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
     finally:
         stop(process)
+
+
+@pytest.fixture(scope="module")
+def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    tmp_path = tmp_path_factory.mktemp("webserver")
+    with serving(clean_env(DAGSTER_HOME=str(dagster_home(tmp_path))), tmp_path) as url:
+        yield url
+
+
+def need_chromium() -> str:
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: .ci/run installs Debian's chromium")
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    return CHROMIUM
+
+
+def render(url: str, tmp_path: Path) -> str:
+    """The page's DOM once headless Chromium let the single-page app fetch its data."""
+    done = subprocess.run(
+        [
+            need_chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            # Large enough for the group and every downstream asset: the graph draws only
+            # the nodes in view.
+            "--window-size=2400,1800",
+            # Let the single-page app fetch its data and lay out the page.
+            "--virtual-time-budget=20000",
+            "--dump-dom",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def page_text(dom: str) -> str:
+    """The words a reader sees, one space between the texts of elements."""
+    dom = re.sub(r"<(script|style)\b.*?</\1>", " ", dom, flags=re.DOTALL)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", dom)).split())
 
 
 WORKSPACE_QUERY = """
@@ -191,11 +251,13 @@ def test_webserver_loads_the_code_location_with_assets_checks_and_schedule(
     assert schedule["name"] == "drs_pipeline_schedule"
     assert schedule["scheduleState"]["status"] == "RUNNING"
     assert schedule["description"] == (
-        "Runs drs_pipeline_job on the cron of drs.yaml's `schedule` (UTC)."
+        "Runs drs_pipeline_job on the cron of drs.yaml's `schedule` (UTC), every project in "
+        "one run."
     )
     jobs = {job["name"]: job["description"] for job in repository["jobs"]}
     assert jobs["drs_pipeline_job"] == (
-        "Sync every configured DRS project, check the history, rebuild the marts."
+        "Sync the selected DRS projects (a partition each; the schedule selects them all), "
+        "check the history, rebuild the marts."
     )
 
 
@@ -231,34 +293,119 @@ def test_the_catalog_shows_each_table_with_its_columns_owner_and_tags(webserver:
 
 
 def test_browser_renders_the_asset_graph(webserver: str, tmp_path: Path) -> None:
-    if CHROMIUM is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing: .ci/run installs Debian's chromium")
-        pytest.skip("chromium not installed (apt-get install chromium)")
-    done = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            # Large enough for the group and every downstream asset: the graph draws only
-            # the nodes in view.
-            "--window-size=2400,1800",
-            # Let the single-page app fetch its data and lay out the graph.
-            "--virtual-time-budget=20000",
-            "--dump-dom",
-            f"{webserver}/locations/drs_pipeline/asset-groups/ingest",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    dom = render(f"{webserver}/locations/drs_pipeline/asset-groups/ingest", tmp_path)
     for name in HISTORY_ASSETS:
-        assert name in done.stdout, f"{name} not on the rendered asset graph"
+        assert name in dom, f"{name} not on the rendered asset graph"
+    # Without a configuration, the embedded simulator's projects: a partition each.
+    projects = len(embedded_simulator_settings().projects)
+    assert page_text(dom).count(f"Automation {projects} partitions") == len(HISTORY_ASSETS)
+
+
+FRESHNESS_QUERY = """
+query Freshness($path: [String!]!) { assetNodeOrError(assetKey: {path: $path}) {
+  ... on AssetNode { freshnessStatusInfo { freshnessStatus } }
+} }
+"""
+PARTITIONS_QUERY = """
+query Partitions($path: [String!]!) { assetNodeOrError(assetKey: {path: $path}) {
+  ... on AssetNode { assetPartitionStatuses {
+    ... on DefaultPartitionStatuses { materializedPartitions failedPartitions }
+  } }
+} }
+"""
+
+
+def graphql(url: str, query: str, path: list[str]) -> dict[str, object]:
+    answer = httpx.post(
+        f"{url}/graphql", json={"query": query, "variables": {"path": path}}, timeout=60
+    ).json()
+    node: dict[str, object] = answer["data"]["assetNodeOrError"]
+    return node
+
+
+def wait_for_freshness(url: str, status: str, deadline: float) -> None:
+    """Until Dagster's API reads the history's freshness as ``status``."""
+    seen = None
+    while time.monotonic() < deadline:
+        info = graphql(url, FRESHNESS_QUERY, ["drs", "async_jobs"])["freshnessStatusInfo"]
+        seen = info["freshnessStatus"] if isinstance(info, dict) else None
+        if seen == status:
+            return
+        time.sleep(2)
+    raise AssertionError(f"freshness still {seen}, not {status}")
+
+
+@pytest.mark.slow
+def test_the_daemon_judges_the_history_stale_when_no_run_comes_and_the_ui_shows_it(
+    simulator: Simulator, tmp_path: Path, database: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One sync with a refused project, then no run at all (a schedule that does not fire):
+    the partitions page shows the refused project failed and the others materialized, and
+    the daemon turns the freshness policy from passing to failed once freshness_minutes
+    pass."""
+    need_chromium()
+    projects = simulator.project_ids[:3]
+    refused = projects[1]
+    for project_id in projects:
+        simulator.world.add_job(project_id)
+    config = write_config(
+        tmp_path / "drs.yaml",
+        simulator,
+        projects,
+        freshness_minutes=1,  # Dagster's shortest window
+        schedule="'0 0 1 1 *'",  # not during the test: no run but the sync below
+        watch="{statuses: []}",
+    )
+    home = dagster_home(tmp_path)
+    env = clean_env(
+        DAGSTER_HOME=str(home),
+        DRS_CONFIG=str(config),
+        DRS_AUTH_TOKEN=simulator.token,
+        DRS_DUCKDB_PATH=str(database),
+        # The freshness daemon's interval (30 s by default), so that the test waits less.
+        FRESHNESS_DAEMON_INTERVAL_SECONDS="2",
+    )
+    simulator.faults.script(
+        ScriptedFault(
+            status=403,
+            body={"error_code": "DRS.M00261", "error_msg": "Invalid project ID."},
+            project_id=refused,
+        )
+    )
+    # Before the sync: its materializations come later, and stale a minute after them.
+    started = time.monotonic()
+    synced = subprocess.run(
+        [str(BIN / "drs-pipeline"), "sync"], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert synced.returncode == 1, synced.stderr
+    daemon = subprocess.Popen(
+        [str(BIN / "dagster-daemon"), "run", "-w", str(REPO / "workspace.yaml")],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with serving(env, tmp_path) as url:
+            wait_for_freshness(url, "HEALTHY", started + 55)
+            partitions = graphql(url, PARTITIONS_QUERY, ["drs", "sync_runs"])
+            assert partitions["assetPartitionStatuses"] == {
+                "materializedPartitions": sorted(p for p in projects if p != refused),
+                "failedPartitions": [refused],
+            }
+            text = page_text(render(f"{url}/assets/drs/sync_runs?view=partitions", tmp_path))
+            assert "3 Partitions Selected Failed (1) Materialized (2)" in text
+            assert all(project_id in text for project_id in projects)
+            text = page_text(render(f"{url}/assets/drs/async_jobs", tmp_path))
+            assert "Freshness policy Passing" in text
+
+            # No run comes: a minute after the sync the daemon judges the history stale.
+            wait_for_freshness(url, "DEGRADED", started + 180)
+            assert time.monotonic() - started >= 60
+            text = page_text(render(f"{url}/assets/drs/async_jobs", tmp_path))
+            assert "Freshness policy Failed" in text
+    finally:
+        stop(daemon)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.DagsterInstance.get() as instance:
+        assert len(instance.get_runs()) == 1  # the command line's sync, nothing since

@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from drs_pipeline.definitions import definitions_with_resources
+from drs_pipeline.definitions import definitions_with_resources, execute_pipeline
 from drs_pipeline.defs.resources import DrsApiResource, HistoryDatabaseResource
 
 from .helpers import Simulator, query, write_config
@@ -47,9 +47,7 @@ def test_a_run_into_an_explicit_database_publishes_to_drs_published_path(
         }
     )
     with dg.instance_for_test() as instance:
-        result = definitions.resolve_job_def("drs_pipeline_job").execute_in_process(
-            instance=instance, raise_on_error=False
-        )
+        result = execute_pipeline(definitions, instance=instance, raise_on_error=False)
     assert result.success
     (sync_id,) = query(database, "SELECT DISTINCT sync_id FROM drs.sync_runs")
     assert query(published, "SELECT sync_id FROM drs.publication") == [sync_id]

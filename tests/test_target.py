@@ -17,7 +17,7 @@ import duckdb
 import pytest
 
 from drs_pipeline.config import ConfigError, Settings, embedded_simulator_settings
-from drs_pipeline.definitions import definitions_with_resources
+from drs_pipeline.definitions import definitions_with_resources, execute_pipeline
 from drs_pipeline.defs.resources import DrsApiResource, HistoryDatabaseResource
 from drs_pipeline.sync import run_sync
 from drs_pipeline.warehouse.publish import publish
@@ -172,9 +172,7 @@ def test_a_dagster_run_of_the_simulator_into_real_history_fails_unretried(
         }
     )
     with dg.instance_for_test() as instance:
-        result = definitions.resolve_job_def("drs_pipeline_job").execute_in_process(
-            instance=instance, raise_on_error=False
-        )
+        result = execute_pipeline(definitions, instance=instance, raise_on_error=False)
     assert not result.success
     (failure,) = result.get_step_failure_events()
     assert failure.step_key == "drs_sync"

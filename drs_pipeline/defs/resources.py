@@ -13,10 +13,13 @@ import duckdb
 
 from drs_pipeline.config import (
     ConfigError,
+    ProjectLayout,
     Settings,
     duckdb_path,
     embedded_simulator_settings,
     given_path,
+    load_layout,
+    load_layout_file,
     load_settings,
     load_settings_file,
     published_path,
@@ -39,6 +42,15 @@ class DrsApiResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         if self.config_path:
             return load_settings_file(Path(self.config_path))
         return load_settings()
+
+    def layout(self) -> ProjectLayout:
+        """The projects and freshness of ``settings()``, read without credentials."""
+        if self.embedded_simulator:
+            projects = embedded_simulator_settings().projects
+            return ProjectLayout(tuple(project.project_id for project in projects))
+        if self.config_path:
+            return load_layout_file(Path(self.config_path))
+        return load_layout()
 
     def settings_for_run(self) -> Settings:
         """``settings()`` for an asset: a configuration error fails the run, not retried

@@ -9,6 +9,14 @@ WHERE NOT is_gone
 GROUP BY ALL
 ORDER BY domain_name, user_name, status;
 
+-- name: jobs_by_project_and_status
+-- jobs_by_status per project (the preview of each partition of the ingest).
+SELECT project_id, domain_name, user_name, status, count(*) AS jobs
+FROM drs.async_jobs
+WHERE NOT is_gone
+GROUP BY ALL
+ORDER BY project_id, domain_name, user_name, status;
+
 -- name: sync_runs_of_sync
 -- One sync's projects, as the command line prints them.
 SELECT project_id, outcome, pages, jobs_seen AS jobs, new_jobs AS new,

@@ -267,3 +267,15 @@ def table_row_counts(
         ((count,),) = con.execute(sql).fetchall()
         counts[table.name] = int(count)
     return counts
+
+
+def table_row_counts_by_project(
+    con: duckdb.DuckDBPyConnection, tables: Iterable[Table] = catalog.HISTORY
+) -> dict[str, dict[str, int]]:
+    """Rows of each project in each table given: table name to project id to rows."""
+    counts: dict[str, dict[str, int]] = {}
+    for table in tables:
+        # Table names come from the catalog, never from input.
+        sql = f"SELECT project_id, count(*) FROM {table.qualified_name} GROUP BY ALL"  # noqa: S608
+        counts[table.name] = {str(project): int(n) for project, n in con.execute(sql).fetchall()}
+    return counts

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from drs_pipeline.config import ConfigError, Settings, load_settings_file
-from drs_pipeline.definitions import definitions_with_resources
+from drs_pipeline.definitions import definitions_with_resources, execute_pipeline
 from drs_pipeline.defs.resources import DrsApiResource, HistoryDatabaseResource
 from drs_pipeline.drs.client import DrsClient
 from drs_pipeline.simulator import ScriptedFault
@@ -161,9 +161,7 @@ def test_no_secret_leaks_into_any_output_or_file_of_a_run(
         }
     )
     with dg.instance_for_test() as instance:
-        result = definitions.resolve_job_def("drs_pipeline_job").execute_in_process(
-            instance=instance, raise_on_error=False
-        )
+        result = execute_pipeline(definitions, instance=instance, raise_on_error=False)
         events = [*result.all_events, *instance.all_logs(result.run_id)]
         outputs["dagster events"] = "\n".join(dg.serialize_value(e) for e in events)
     assert not result.success, "the failing projects fail the run"

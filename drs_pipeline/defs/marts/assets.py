@@ -28,8 +28,9 @@ PREVIEWED = (PROJECT_STATUS, STATUS_COUNTS, JOB_DURATIONS, STUCK_JOBS)
         MARTS,
         group_name="marts",
         kinds={"duckdb", "sql", "table"},
-        # Not drs/sync_runs, though project_status reads it: its blocking check fails
-        # on a failed project, and the marts must still rebuild (and flag it stale).
+        # Not drs/sync_runs, though project_status reads it: it materializes only the
+        # projects that synced ok, and Dagster would skip the marts when none did; they
+        # must rebuild and flag them stale (docs/decisions/0011-partitions.md).
         deps=[table_key(ASYNC_JOBS), table_key(ASYNC_JOB_HISTORY)],
     ),
     name="drs_marts",
