@@ -158,8 +158,8 @@ SYNC_RUNS = Table(
             "DOUBLE",
             "The API server's clock minus ours, in seconds: the median over the project's "
             "pages of their Date header (+0.5 s, its resolution centred) minus the middle "
-            "of each request's flight. NULL when the server sent no Date, or in rows written before "
-            "it was recorded.",
+            "of each request's flight. NULL when the server sent no Date, or in rows "
+            "written before it was recorded.",
             nullable=True,
         ),
     ),
