@@ -367,6 +367,8 @@ async def _settle_missing(
             len(missing),
             present_jobs,
         )
+        # The counts that listing began with came with the answers in doubt.
+        listing.forget_counts()
         await list_again(client, target, listing)
         normalized = await _normalize(list(listing.pages), project)
         if not listing.complete:

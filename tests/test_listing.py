@@ -26,6 +26,9 @@ from drs_pipeline.drs.listing import Listing, list_project
 
 PROJECT = "0" * 32
 TARGET = ProjectTarget(PROJECT, "http://127.0.0.1")
+# The fake server's clock, a day after its jobs were created (make_jobs).
+NOW = "2026-12-01T08:00:00Z"
+DATE = "Tue, 01 Dec 2026 08:00:00 GMT"
 T = TypeVar("T")
 
 
@@ -53,6 +56,10 @@ class FakeApi:
     absent_once: set[str] = field(default_factory=set)
     # Answers to by-id requests, instead of the true one.
     by_id_answer: httpx.Response | None = None
+    # Each answer's Date header; None sends none (a server without a clock).
+    date: str | None = DATE
+    # Called with each request's parameters before it is answered: the list moves here.
+    before_answer: Callable[[dict[str, str]], None] | None = None
     rng: random.Random = field(default_factory=lambda: random.Random(5))
     asked: list[dict[str, str]] = field(default_factory=list)
     in_flight: int = 0
@@ -65,9 +72,14 @@ class FakeApi:
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
             await asyncio.sleep(0)  # let the others in flight arrive too
-            return self.answer(params)
+            if self.before_answer is not None:
+                self.before_answer(params)
+            response = self.answer(params)
         finally:
             self.in_flight -= 1
+        if self.date is not None:
+            response.headers["Date"] = self.date
+        return response
 
     def answer(self, params: dict[str, str]) -> httpx.Response:
         jobs = list(self.jobs)
@@ -135,7 +147,7 @@ def test_a_count_that_fills_its_last_page_costs_no_extra_round_trip() -> None:
     """30 jobs in pages of 10: after page 0, offsets 10, 20 and 30 (the look for more)
     are in flight together. Each response is held until all three have arrived, so a
     client that waited for the last full page before looking for more would stall."""
-    jobs = [{"async_job_id": f"job-{i:02d}"} for i in range(30)]
+    jobs = make_jobs(30)
     later = {10, 20, 30}
     arrived: set[int] = set()
     all_in_flight = asyncio.Event()
@@ -148,7 +160,8 @@ def test_a_count_that_fills_its_last_page_costs_no_extra_round_trip() -> None:
                 all_in_flight.set()
             await asyncio.wait_for(all_in_flight.wait(), timeout=5)
         page = jobs[offset : offset + 10]
-        return httpx.Response(200, content=orjson.dumps({"total_count": 30, "jobs": page}))
+        body = orjson.dumps({"total_count": 30, "jobs": page})
+        return httpx.Response(200, content=body, headers={"Date": DATE})
 
     async def main() -> list[int]:
         async with DrsClient(
@@ -308,6 +321,110 @@ def test_an_empty_page_in_the_middle_of_a_pass_does_not_complete_it() -> None:
     listing = listed(api)
 
     assert listing.complete and listing.passes == 2 and len(listing.seen_ids()) == 100
+
+
+def test_a_job_that_arrived_during_the_pass_does_not_stand_in_for_one_it_skipped() -> None:
+    """After page 0, a job of page 0 leaves (the rows after it shift up: job-00010 is
+    never seen) and one arrives last, in the second the count was taken. The pass
+    sees 30 distinct jobs for a count of 30, but the arrival is not one of the jobs
+    counted: the project is listed again, and the second pass sees job-00010."""
+    jobs = make_jobs(30)
+    api = FakeApi(jobs)
+    moved = False
+
+    def move(params: dict[str, str]) -> None:
+        nonlocal moved
+        if not moved and params["offset"] != "0":
+            moved = True
+            del jobs[1]
+            jobs.append({**make_jobs(1)[0], "async_job_id": "arrival", "create_time": NOW})
+
+    api.before_answer = move
+
+    listing = listed(api)
+
+    assert listing.complete and listing.passes == 2
+    assert {"job-00010", "arrival"} <= listing.seen_ids()
+    # Each pass: page 0, then offsets 10 and 20 and the look for more at 30.
+    assert len(api.listing_requests()) == 4 + 4
+
+
+def test_a_job_seen_before_it_left_does_not_stand_in_for_one_every_pass_missed() -> None:
+    """Ties in a new order on every request: the first pass misses job-00018 and sees
+    job V, which then leaves; the second pass misses job-00018 again. Its 19 jobs and
+    V make 20, its count, but V was not listed when the second pass began: the
+    project is listed a third time, which sees job-00018."""
+    j = [f"job-{i:05d}" for i in range(20)]
+    answers = {
+        # (pass, offset): (total_count, jobs)
+        (1, 0): (21, j[:10]),
+        (1, 10): (21, [*j[10:18], j[19], "V"]),
+        (1, 20): (21, [j[19]]),
+        (2, 0): (20, j[:10]),
+        (2, 10): (20, [*j[10:18], j[19], j[0]]),
+        (2, 20): (20, []),
+        (3, 0): (20, j[:10]),
+        (3, 10): (20, j[10:20]),
+        (3, 20): (20, []),
+    }
+    passes = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal passes
+        offset = int(request.url.params["offset"])
+        passes += offset == 0
+        count, ids = answers[passes, offset]
+        page = [{**make_jobs(1)[0], "async_job_id": job_id} for job_id in ids]
+        body = orjson.dumps({"total_count": count, "jobs": page})
+        return httpx.Response(200, content=body, headers={"Date": DATE})
+
+    async def main() -> Listing:
+        async with DrsClient(
+            paging=PagingPolicy(page_size=10), transport=httpx.MockTransport(handler)
+        ) as client:
+            return await list_project(client, TARGET)
+
+    listing = asyncio.run(main())
+
+    assert listing.complete and listing.passes == 3 and len(listing.pages) == 9
+    assert listing.seen_ids() == {*j, "V"}
+
+
+@pytest.mark.parametrize("date", [DATE, None], ids=["same-second", "no-date"])
+def test_a_job_not_known_to_be_older_than_the_count_needs_a_second_pass(
+    date: str | None,
+) -> None:
+    """A job created in the second of the Date the count came with (it may be newer
+    than the count), or any job of a server that sends no Date, counts only when
+    seen before the count and after it: a second pass, which sees them all again."""
+    jobs = make_jobs(30)
+    jobs[-1] = {**jobs[-1], "create_time": NOW}
+    api = FakeApi(jobs, date=date)
+
+    listing = listed(api)
+
+    assert listing.complete and listing.passes == 2 and len(listing.seen_ids()) == 30
+    assert len(api.listing_requests()) == 4 + 4
+
+
+@pytest.mark.parametrize(
+    "create_time",
+    [
+        "2026-11-30T08:00:00Z",
+        "2026-11-30T16:00:00+08:00",
+        "2026-11-30T08:00:00.5Z",
+        "1796025600000",
+    ],
+    ids=["iso", "offset", "fraction", "epoch-ms"],
+)
+def test_jobs_created_before_the_count_in_any_shape_read_are_taken_in_one_pass(
+    create_time: str,
+) -> None:
+    api = FakeApi([{**job, "create_time": create_time} for job in make_jobs(30)])
+
+    listing = listed(api)
+
+    assert listing.complete and listing.passes == 1 and len(api.listing_requests()) == 4
 
 
 def test_a_listing_that_cannot_be_completed_is_bounded_and_says_why() -> None:

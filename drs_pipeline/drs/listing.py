@@ -12,8 +12,10 @@ a snapshot. So a listing is a protocol, not a loop
    more, an empty one ends the plan, a short one in the middle is filled.
 2. Every record of every pass counts: the listing holds the union of what its
    passes saw (normalization keeps each job's newest observation).
-3. The listing is complete when the distinct ids seen cover the count the last
-   pass began with. Otherwise it is listed again, up to ``max_listing_attempts``.
+3. The listing is complete when the jobs its pages prove were listed when some
+   pass began cover the count that pass began with (``Tally``: a job that arrived
+   since, or one seen only before and maybe gone since, proves nothing). Otherwise
+   it is listed again, up to ``max_listing_attempts``.
 4. Passes that keep disagreeing are narrowed instead of repeated: the API's own
    filters (``status``, then ``domain_name``, then ``user_name``) split the
    project into smaller listings, each of which a single page, one consistent
@@ -33,9 +35,12 @@ import itertools
 import logging
 import math
 import operator
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
+
+import numpy as np
 
 from drs_pipeline.drs.client import LIST_FILTERS, DrsClient, Page, ProjectTarget
 from drs_pipeline.drs.errors import DrsError, DrsProtocolError, Where
@@ -49,46 +54,116 @@ T = TypeVar("T")
 _REPEATED_ROWS_TO_IGNORE_OFFSET = 8
 
 
+@dataclass(frozen=True)
+class _Count:
+    """The count an unfiltered pass began with: how many jobs were listed at one moment."""
+
+    epoch: int
+    total_count: int
+    # The jobs its page listed, so listed at that moment whenever they were created.
+    ids: frozenset[str]
+    # The second the server answered in (its Date); None when it sent none.
+    second: int | None
+
+
+@dataclass
+class _Seen:
+    """One pass's records: after which count (``epoch``), with each one's id and creation."""
+
+    epoch: int
+    ids: set[str]
+    # Per record: its id (None without a usable one), its create_time in epoch seconds
+    # (UNREAD when it cannot be read), and whether it is a row beyond its id's first
+    # in its page (no usable id, or the id again: a page is one answer).
+    record_ids: list[str | None]
+    created: np.ndarray
+    extra: np.ndarray
+    # Records on the pass's first page, the one its count came with.
+    first_page: int
+
+
 @dataclass
 class Tally:
-    """What a set of pages adds up to, for deciding whether they cover a count."""
+    """What a listing's passes prove about the counts they began with.
+
+    A count is covered when the jobs known to have been listed at its moment are
+    as many: then they are every job listed then, so every job listed throughout
+    the listing was seen. A job is known to have been listed at a count's moment
+    if its page held it, if it was seen both before and after it (a job that
+    leaves does not come back), or if it was seen after it and created in an
+    earlier second (create_time and the server's Date, both to the second: a job
+    created in the same second may be newer than the count, so it is not taken).
+    Jobs seen only before a count may have left since, and jobs created since are
+    not in it: neither may stand in for a job every pass missed. A row that no id
+    can match across passes (no usable id, or its id twice in one page) counts as a
+    job of its own, as many as the most any one pass since the count showed, unless
+    its create_time places it after the count.
+    """
 
     ids: set[str] = field(default_factory=set)
-    # Records without a usable id cannot be told apart, so each counts as one job;
-    # an id twice within one page is two rows of the API's count (a page is one
-    # answer: drift cannot repeat a row inside it). Both are the largest of any pass,
-    # since they cannot be matched across passes.
-    anonymous: int = 0
-    repeated: int = 0
+    counts: list[_Count] = field(default_factory=list)
+    seen: list[_Seen] = field(default_factory=list)
+    # How many counts were taken: a pass added now was answered after each of them.
+    epoch: int = 0
 
-    def add_pass(self, pages: Iterable[Page]) -> None:
-        anonymous = repeated = 0
-        for page in pages:
-            page_ids = _string_ids(page.jobs)
-            if page_ids is not None:
-                # Every record an object with a string id, as nearly always: set
-                # operations in C rather than a Python loop per record.
-                in_page = set(page_ids)
-                repeated += len(page_ids) - len(in_page)
-                self.ids |= in_page
-                continue
-            seen_in_page: set[str] = set()
-            for job_id in map(job_id_of, page.jobs):
-                if job_id is not None:
-                    repeated += job_id in seen_in_page
-                    seen_in_page.add(job_id)
-                    self.ids.add(job_id)
-                else:
-                    anonymous += 1
-        self.anonymous = max(self.anonymous, anonymous)
-        self.repeated = max(self.repeated, repeated)
+    def add_pass(self, pages: list[Page], *, counted: bool = True) -> None:
+        """Add a pass's pages; ``counted``: its first page's count is one to cover
+        (an unfiltered pass of the listing, or a pass of a narrowed one)."""
+        if counted:
+            self.epoch += 1
+            first = pages[0]
+            self.counts.append(
+                _Count(
+                    self.epoch,
+                    first.total_count,
+                    frozenset(i for i in map(job_id_of, first.jobs) if i is not None),
+                    _second(first.server_date),
+                )
+            )
+        seen = _seen(pages, self.epoch)
+        self.seen.append(seen)
+        self.ids |= seen.ids
+
+    def forget_counts(self) -> None:
+        """Cover only counts taken from now on (what was seen still counts as seen)."""
+        self.counts.clear()
+
+    def listed_at(self, count: _Count) -> int:
+        """How many jobs the passes prove were listed when ``count`` was taken."""
+        after = [seen for seen in self.seen if seen.epoch >= count.epoch]
+        earlier = [seen.ids for seen in self.seen if seen.epoch < count.epoch]
+        # One pass, as nearly always: its ids as they are, not a copy.
+        seen_after = after[0].ids if len(after) == 1 else set().union(*(s.ids for s in after))
+        before: set[str] = set().union(*earlier)
+        newer: set[str | None] = set()
+        extra = 0
+        for seen in after:
+            if count.second is None:
+                young = np.ones(len(seen.created), dtype=bool)
+                dated_after = np.zeros(len(seen.created), dtype=bool)
+            else:
+                young = seen.created >= count.second
+                dated_after = young & (seen.created != UNREAD)
+            newer.update(seen.record_ids[i] for i in np.flatnonzero(young))
+            # A row beyond its id's first cannot be seen again in another pass (no id
+            # matches it): it counts unless its create_time places it after the count.
+            rows = seen.extra & ~dated_after
+            if seen.epoch == count.epoch and seen is after[0]:
+                # Its own first page: every row of it was listed then.
+                rows[: seen.first_page] = seen.extra[: seen.first_page]
+            extra = max(extra, int(rows.sum()))
+        newer.discard(None)
+        unproven = newer - count.ids - before
+        return len(seen_after) - len(unproven) + extra
+
+    def covered(self) -> _Count | None:
+        """The count the passes cover, if any."""
+        return next((c for c in self.counts if self.listed_at(c) >= c.total_count), None)
 
     @property
     def jobs(self) -> int:
-        return len(self.ids) + self.anonymous + self.repeated
-
-    def covers(self, total_count: int) -> bool:
-        return self.jobs >= total_count
+        """Distinct jobs seen (each row without a usable id one of its own)."""
+        return len(self.ids) + max((int(seen.extra.sum()) for seen in self.seen), default=0)
 
 
 @dataclass
@@ -111,9 +186,15 @@ class Listing:
         """Ids of every record seen, malformed ones included (they still exist)."""
         return set(self.tally.ids)
 
-    def add(self, pages: list[Page]) -> None:
+    def add(self, pages: list[Page], *, counted: bool = True) -> None:
+        """Add a pass's pages; ``counted``: an unfiltered pass, whose count is one to cover."""
         self.pages.extend(pages)
-        self.tally.add_pass(pages)
+        self.tally.add_pass(pages, counted=counted)
+
+    def forget_counts(self) -> None:
+        """Judge the listing by the counts of later passes only: the earlier ones came
+        with answers the history contradicts (what they showed still counts as seen)."""
+        self.tally.forget_counts()
 
 
 async def list_project(client: DrsClient, target: ProjectTarget) -> Listing:
@@ -133,8 +214,8 @@ async def list_again(
         listing.passes += 1
         pages = await list_pass(client, target)
         listing.add(pages)
-        listing.total_count = _count_to_cover(pages)
-        listing.complete = listing.tally.covers(listing.total_count)
+        listing.total_count = pages[0].total_count
+        listing.complete = listing.tally.covered() is not None
         if listing.complete:
             listing.incomplete_reason = None
             return
@@ -314,14 +395,6 @@ class _Pass:
         return DrsProtocolError(where, message, request_id=request_id)
 
 
-def _count_to_cover(pages: list[Page]) -> int:
-    """The count a pass must cover: the one its first page reported, as the pass
-    began. A later page cannot lower it (an empty or short answer there is a
-    glitch until another pass agrees); jobs that arrived during the pass are not
-    known to the history, so missing them loses nothing (the next sync lands them)."""
-    return pages[0].total_count
-
-
 def _plan_end(page: Page, stride: int) -> int:
     """The offset the pages a count implies end before: every page of ``total_count``
     and, when the count fills its last page exactly, the look for more after it
@@ -351,8 +424,8 @@ async def _narrow(client: DrsClient, target: ProjectTarget, listing: Listing) ->
         listing.incomplete_reason = f"{_shortfall(listing)}; narrowing stopped: {exc}"
         listing.complete = False
         return
-    # Then the whole listing once more: its count is the one to cover now (the
-    # narrowed listings took time, and the list moves), and it adds what it sees.
+    # Then the whole listing once more: the narrowed listings count for the counts
+    # taken before them, and this pass adds a count taken after them, and what it sees.
     await list_again(client, target, listing, 1)
 
 
@@ -414,12 +487,12 @@ async def _complete_sublisting(
         budget.check()
         listing.narrowed += 1
         pages = await list_pass(client, target, filters)
-        listing.add(pages)
+        listing.add(pages, counted=False)
         ignored = _ignored_filter(pages, filters)
         if ignored is not None:
             raise _StopNarrowing(f"the server ignores the {ignored} filter")
         tally.add_pass(pages)
-        if tally.covers(_count_to_cover(pages)):
+        if tally.covered() is not None:
             return True
     return False
 
@@ -470,11 +543,14 @@ def _matches(record: dict[str, Any], filters: Mapping[str, str]) -> bool:
 
 
 def _shortfall(listing: Listing) -> str:
-    return (
-        f"{listing.tally.jobs} distinct jobs seen in {listing.passes} passes"
-        + (f" and {listing.narrowed} narrowed listings" if listing.narrowed else "")
-        + f", for total_count {listing.total_count}"
+    tally = listing.tally
+    seen = tally.jobs
+    text = f"{seen} distinct jobs seen in {listing.passes} passes" + (
+        f" and {listing.narrowed} narrowed listings" if listing.narrowed else ""
     )
+    if tally.counts and (listed := tally.listed_at(tally.counts[-1])) != seen:
+        text += f", {listed} of them known to be listed when the last pass began"
+    return text + f", for total_count {listing.total_count}"
 
 
 _JOB_ID = operator.itemgetter("async_job_id")
@@ -495,3 +571,155 @@ def _string_ids(records: list[Any]) -> list[str] | None:
     except (KeyError, TypeError):
         return None
     return ids if all(map(isinstance, ids, itertools.repeat(str))) else None
+
+
+def _seen(pages: list[Page], epoch: int) -> _Seen:
+    """A pass's records as the tally weighs them."""
+    ids: set[str] = set()
+    record_ids: list[str | None] = []
+    # Where the pages with extra rows start, and those rows (nearly always none).
+    extras: list[tuple[int, np.ndarray]] = []
+    for page in pages:
+        start = len(record_ids)
+        page_ids = _string_ids(page.jobs)
+        if page_ids is not None:
+            # Every record an object with a string id, as nearly always: set operations
+            # in C rather than a Python loop per record.
+            in_page = set(page_ids)
+            record_ids += page_ids
+            if len(in_page) != len(page_ids):
+                extras.append((start, _extra_rows(page_ids)))
+        else:
+            listed = list(map(job_id_of, page.jobs))
+            in_page = {job_id for job_id in listed if job_id is not None}
+            record_ids += listed
+            extras.append((start, _extra_rows(listed)))
+        ids |= in_page
+    extra = np.zeros(len(record_ids), dtype=bool)
+    for start, rows in extras:
+        extra[start : start + len(rows)] = rows
+    created = [_create_seconds(page.jobs) for page in pages]
+    return _Seen(
+        epoch,
+        ids,
+        record_ids,
+        np.concatenate(created) if created else np.zeros(0, dtype=np.int64),
+        extra,
+        len(pages[0].jobs) if pages else 0,
+    )
+
+
+def _extra_rows(listed: Sequence[str | None]) -> np.ndarray:
+    """Rows of a page that count as jobs beyond their id's first row: a record
+    without a usable id cannot be told apart from any other, and an id twice
+    within one page is two rows of the API's count (a page is one answer: drift
+    cannot repeat a row inside it)."""
+    rows = np.zeros(len(listed), dtype=bool)
+    seen: set[str] = set()
+    for row, job_id in enumerate(listed):
+        if job_id is None or job_id in seen:
+            rows[row] = True
+        else:
+            seen.add(job_id)
+    return rows
+
+
+# -- when a job was created -------------------------------------------------------------
+
+# A create_time that cannot be read: never taken as older than any count.
+UNREAD = np.iinfo(np.int64).max
+_CREATE_TIME = operator.itemgetter("create_time")
+# "2022-11-07T06:41:08Z", the documented shape: 20 ASCII characters.
+_ISO_Z_LENGTH = 20
+_ISO_DIGITS = np.array([0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18])
+_ISO_SEPARATORS = np.array([4, 7, 10, 13, 16, 19])
+_ISO_SEPARATOR_BYTES = np.frombuffer(b"--T::Z", dtype=np.uint8)
+# Epoch milliseconds, as other v5 endpoints give them (docs/drs-api.md).
+_MAX_EPOCH_MS_DIGITS = 16
+
+
+def _second(date: datetime | None) -> int | None:
+    return None if date is None else math.floor(date.timestamp())
+
+
+def _create_seconds(records: list[Any]) -> np.ndarray:
+    """Each record's create_time in epoch seconds, as normalization reads it (ISO-8601
+    with an offset, epoch milliseconds; the documented ``...SSZ`` and epoch
+    milliseconds in C, any other ISO-8601 form record by record); UNREAD otherwise."""
+    try:
+        times: list[Any] = list(map(_CREATE_TIME, records))
+    except (KeyError, TypeError):
+        times = [r.get("create_time") if isinstance(r, dict) else None for r in records]
+    try:
+        lengths = np.fromiter(map(len, times), dtype=np.int64, count=len(times))
+    except TypeError:
+        times = [t if isinstance(t, str) else "" for t in times]
+        lengths = np.fromiter(map(len, times), dtype=np.int64, count=len(times))
+    out = np.full(len(times), UNREAD, dtype=np.int64)
+    shapes = (
+        (lengths == _ISO_Z_LENGTH, _iso_z_seconds),
+        ((lengths >= 1) & (lengths <= _MAX_EPOCH_MS_DIGITS), _epoch_ms_seconds),
+    )
+    for shaped, read in shapes:
+        if not shaped.any():
+            continue
+        group = times if shaped.all() else list(itertools.compress(times, shaped))
+        seconds = read(group)
+        if seconds is None:
+            # One of them is not of the shape after all: each is read on its own.
+            seconds = np.array([_read_one(read, text) for text in group], dtype=np.int64)
+        out[shaped] = seconds
+    for row in np.flatnonzero(out == UNREAD):
+        if isinstance(times[row], str) and times[row]:
+            out[row] = _iso_8601_second(times[row])
+    return out
+
+
+def _iso_8601_second(text: str) -> int:
+    """ISO-8601 in another form (a fraction, an offset such as +08:00), as the careful
+    normalization accepts it; UNREAD if not ISO-8601, or without an offset."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return UNREAD
+    return UNREAD if parsed.tzinfo is None else math.floor(parsed.timestamp())
+
+
+def _read_one(read: Callable[[list[str]], np.ndarray | None], text: str) -> int:
+    seconds = read([text])
+    return UNREAD if seconds is None else int(seconds[0])
+
+
+def _ascii(texts: list[str]) -> np.ndarray | None:
+    try:
+        return np.frombuffer("".join(texts).encode("ascii"), dtype=np.uint8)
+    except (TypeError, UnicodeEncodeError):  # TypeError: one with a length, but no string
+        return None
+
+
+def _iso_z_seconds(texts: list[str]) -> np.ndarray | None:
+    raw = _ascii(texts)
+    if raw is None:
+        return None
+    chars = raw.reshape(len(texts), _ISO_Z_LENGTH)
+    if not (chars[:, _ISO_SEPARATORS] == _ISO_SEPARATOR_BYTES).all():
+        return None
+    # Subtracting in uint8 wraps anything below "0" round to >= 246.
+    if ((chars[:, _ISO_DIGITS] - np.uint8(ord("0"))) > 9).any():
+        return None
+    naive = np.ascontiguousarray(chars[:, : _ISO_Z_LENGTH - 1]).view(f"S{_ISO_Z_LENGTH - 1}")
+    try:
+        # ValueError for a time that does not exist (30 February, hour 24).
+        seconds: np.ndarray = naive.ravel().astype("datetime64[s]").astype(np.int64)
+    except ValueError:
+        return None
+    return seconds
+
+
+def _epoch_ms_seconds(texts: list[str]) -> np.ndarray | None:
+    raw = _ascii(texts)
+    # ASCII digits only: int() would also take "+1", " 1" or other scripts' digits.
+    if raw is None or ((raw < ord("0")) | (raw > ord("9"))).any():
+        return None
+    seconds: np.ndarray = np.array(texts, dtype=np.int64) // 1000
+    return seconds

@@ -44,7 +44,8 @@ DIRECTIONS = ["asc", "desc"]
 class MovingClock:
     """The sync's clock, which moves the list when it is read (after each response),
     with probability ``rate``: a job arrives and/or a visible one leaves. Records
-    what it did."""
+    what it did. With ``tick_s``, each read then moves the simulator's clock on, so
+    that jobs arriving one after the other are created in different seconds."""
 
     def __init__(
         self,
@@ -54,19 +55,27 @@ class MovingClock:
         *,
         vanish: bool = True,
         rate: float = 1.0,
+        tick_s: float = 0.0,
     ) -> None:
         self.simulator = simulator
         self.project_id = project_id
         self.rng = random.Random(seed)
         self.vanish = vanish
         self.rate = rate
+        self.tick_s = tick_s
         self.created: list[str] = []
         self.vanished: list[str] = []
 
     def __call__(self) -> datetime:
+        now = self.simulator.now()
+        self.move()
+        self.simulator.clock.advance(self.tick_s)
+        return now
+
+    def move(self) -> None:
         world, project_id = self.simulator.world, self.project_id
         if self.rng.random() >= self.rate:
-            return self.simulator.now()
+            return
         action = self.rng.choice(("add", "vanish", "both")) if self.vanish else "add"
         if action in ("add", "both"):
             self.created.append(world.add_job(project_id).async_job_id)
@@ -76,7 +85,6 @@ class MovingClock:
                 job_id = self.rng.choice(present)
                 world.vanish(project_id, job_id)
                 self.vanished.append(job_id)
-        return self.simulator.now()
 
 
 def last_seen(database: Path) -> dict[str, datetime]:
@@ -121,10 +129,23 @@ def test_a_list_moving_under_the_pager_loses_nothing_duplicates_nothing_marks_no
             # No known job lost: each one listed throughout was seen, or looked up, now.
             seen_now = {job_id for job_id, at in last_seen(database).items() if at == now}
             assert known & before & after <= seen_now
+            # Nor any new one: an ok listing saw every job listed throughout.
+            assert before & after <= ids(database, gone=False)
     assert moved > 5, "the list really moved"
 
-    # Once the list is still, one sync converges on exactly what the API lists.
+    # Once the list is still, one sync converges on exactly what the API lists. The
+    # syncs that could not prove their listing complete while it moved marked nothing
+    # gone, so more than max_gone_share of the history may have left since the last
+    # that did: as the error then asks, this sync is told to expect that.
     simulator.clock.advance(30)
+    settings = settings_for(
+        simulator,
+        tmp_path,
+        [project_id],
+        page_size=PAGE,
+        max_gone_share=1.0,
+        max_absence_checks=1000,
+    )
     assert sync(simulator, settings, database, paging=paging).all_ok
     listed = set(visible(simulator, project_id))
     assert ids(database, gone=False) == listed
@@ -136,8 +157,11 @@ def test_a_list_moving_under_the_pager_loses_nothing_duplicates_nothing_marks_no
 def test_a_listing_that_grows_after_every_response_completes_and_lands_every_job(
     simulator: Simulator, tmp_path: Path, database: Path, sort_dir: str
 ) -> None:
-    """No two pages ever agree on total_count, and no pass alone sees every job: the
-    union of the passes does, so the sync ends ok and marks the job that left."""
+    """No two pages ever agree on total_count, and no pass sees every job there is by
+    its end: it sees every job listed when it began, so the sync ends ok and marks
+    the job that left. The jobs arrive a second apart, as on a clock that moves: one
+    created in the second a pass began may be newer than its count, so it proves
+    nothing about it (on a clock that stood still, none would)."""
     project_id = simulator.project_ids[0]
     job_ids = add_jobs(simulator, project_id, 20)
     settings = settings_for(simulator, tmp_path, [project_id], page_size=PAGE)
@@ -146,8 +170,8 @@ def test_a_listing_that_grows_after_every_response_completes_and_lands_every_job
     simulator.world.vanish(project_id, job_ids[3])
     simulator.clock.advance(30)
     listed = set(visible(simulator, project_id))
-    # A job arrives after every response.
-    clock = MovingClock(simulator, project_id, seed=1, vanish=False)
+    # A job arrives after every response, a second after the one before.
+    clock = MovingClock(simulator, project_id, seed=1, vanish=False, tick_s=1.0)
 
     report = run_sync(settings, database, retry=QUICK_RETRY, paging=paging, clock=clock)
 
@@ -171,9 +195,10 @@ def test_a_known_job_skipped_by_a_listing_whose_count_matches_is_looked_up_not_m
 ) -> None:
     """The case drs-api.md warns about: between page 0 and the rest, a job of page 0
     leaves (the rows after it shift up: one is never seen) and one arrives where it
-    does not shift anything (last, in the order asked for). total_count matches,
-    every page agrees, the pass settles: only the lookup by id can tell the skipped
-    job from a gone one."""
+    does not shift anything (last, in the order asked for) with a create_time of an
+    earlier second (listed late), so nothing tells it from a job listed when the pass
+    began. total_count matches, every page agrees, the pass settles: only the lookup
+    by id can tell the skipped job from a gone one."""
     project_id = simulator.project_ids[0]
     add_jobs(simulator, project_id, 12)
     truly_gone = add_jobs(simulator, project_id, 1)[0]
@@ -197,7 +222,7 @@ def test_a_known_job_skipped_by_a_listing_whose_count_matches_is_looked_up_not_m
             simulator.world.vanish(project_id, leaver)
             oldest = min(j.create_time for j in simulator.world.list_jobs(project_id, now))
             simulator.world.add_job(
-                project_id, create_time=now if sort_dir == "asc" else oldest - 1
+                project_id, create_time=now - 1 if sort_dir == "asc" else oldest - 1
             )
             if lookups_fail:  # lookups ask for offset 0; the listing is past it
                 simulator.faults.script(
@@ -220,6 +245,40 @@ def test_a_known_job_skipped_by_a_listing_whose_count_matches_is_looked_up_not_m
         assert last_seen(database)[skipped] == simulator.now(), "found by id, so observed"
         assert ids(database, gone=True) == {truly_gone}, "only what the API confirmed absent"
     assert_history_invariants(database)
+
+
+def test_a_new_job_skipped_while_another_arrives_in_the_count_s_second_is_listed_again(
+    simulator: Simulator, tmp_path: Path, database: Path
+) -> None:
+    """As above, but the job that arrives was created in the second the pass began
+    (its Date's), and the job skipped is new to the history, so no lookup by id can
+    find it. The arrival may be newer than the count, so it does not stand in for a
+    job the pass did not see: the project is listed again, and the skipped job lands.
+    (Counting it, the sync said ok without the skipped job.)"""
+    project_id = simulator.project_ids[0]
+    add_jobs(simulator, project_id, 12)
+    settings = settings_for(simulator, tmp_path, [project_id], page_size=PAGE)
+    now = simulator.clock.now()
+    order = [j.async_job_id for j in simulator.world.list_jobs(project_id, now, sort_dir="asc")]
+    leaver, skipped = order[1], order[PAGE]
+    moved = False
+
+    def clock() -> datetime:
+        nonlocal moved
+        if not moved and simulator.app.stats.requests >= 1:  # page 0 has been answered
+            moved = True
+            simulator.world.vanish(project_id, leaver)
+            simulator.world.add_job(project_id, create_time=now)
+        return simulator.now()
+
+    report = run_sync(settings, database, retry=QUICK_RETRY, clock=clock)
+
+    run = report.projects[0].run
+    assert run.outcome == "ok", run.error
+    assert skipped in ids(database, gone=False)
+    assert set(order) - {leaver} <= ids(database, gone=False)
+    # Two passes of four pages (offsets 0 to 12: the count, then the look for more).
+    assert run.requests == 8 and [r.offset for r in simulator.app.stats.log] == [0, 4, 8, 12] * 2
 
 
 @pytest.mark.parametrize("sort_dir", [None, *DIRECTIONS])
