@@ -97,7 +97,8 @@ class Tally:
     not in it: neither may stand in for a job every pass missed. A row that no id
     can match across passes (no usable id, or its id twice in one page) counts as a
     job of its own, as many as the most any one pass since the count showed, unless
-    its create_time places it after the count.
+    its create_time places it after the count. A create_time that cannot be read
+    (bad input) places a record before every count.
     """
 
     ids: set[str] = field(default_factory=set)
@@ -140,14 +141,14 @@ class Tally:
         for seen in after:
             if count.second is None:
                 young = np.ones(len(seen.created), dtype=bool)
-                dated_after = np.zeros(len(seen.created), dtype=bool)
+                # A row beyond its id's first cannot be seen again in another pass (no
+                # id matches it): it counts unless its create_time places it after the
+                # count, which without a Date nothing can.
+                rows = seen.extra.copy()
             else:
                 young = seen.created >= count.second
-                dated_after = young & (seen.created != UNREAD)
+                rows = seen.extra & ~young
             newer.update(seen.record_ids[i] for i in np.flatnonzero(young))
-            # A row beyond its id's first cannot be seen again in another pass (no id
-            # matches it): it counts unless its create_time places it after the count.
-            rows = seen.extra & ~dated_after
             if seen.epoch == count.epoch and seen is after[0]:
                 # Its own first page: every row of it was listed then.
                 rows[: seen.first_page] = seen.extra[: seen.first_page]
@@ -626,8 +627,9 @@ def _extra_rows(listed: Sequence[str | None]) -> np.ndarray:
 
 # -- when a job was created -------------------------------------------------------------
 
-# A create_time that cannot be read: never taken as older than any count.
-UNREAD = np.iinfo(np.int64).max
+# A create_time that cannot be read (bad input, which normalization rejects) is taken as
+# older than any count: such a record would otherwise cost every sync a second pass.
+UNREAD = np.iinfo(np.int64).min
 _CREATE_TIME = operator.itemgetter("create_time")
 # "2022-11-07T06:41:08Z", the documented shape: 20 ASCII characters.
 _ISO_Z_LENGTH = 20
