@@ -32,6 +32,17 @@ def streaming_simulator() -> Iterator[Simulator]:
         yield handle
 
 
+@pytest.fixture(autouse=True)
+def no_dagster_state_storage_left_over() -> Iterator[None]:
+    """Dagster keeps the state storage of the instance entered last in a context
+    variable; left over by an earlier test whose instance is gone, it makes a later
+    test's definitions fail to load on the dead instance's weakref."""
+    from dagster._core.storage.defs_state.base import set_defs_state_storage
+
+    with set_defs_state_storage(None):
+        yield
+
+
 @pytest.fixture
 def database(tmp_path: Path) -> Path:
     return tmp_path / "history.duckdb"

@@ -164,9 +164,6 @@ def normalize_pages_carefully(
         columns=list(REJECTED_COLUMNS),
         dtype="str",
     )
-    # A listing of several passes (or a look-up by id) returns a bad record more than
-    # once: it is kept once, with the reason of its first page.
-    rejected = rejected.drop_duplicates(subset="record", keep="first", ignore_index=True)
     return Normalized(jobs=jobs, rejected=rejected)
 
 
