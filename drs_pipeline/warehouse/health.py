@@ -30,19 +30,23 @@ def invariant_violations(
 ) -> dict[str, pd.DataFrame]:
     """Each broken invariant with the rows that break it; empty when all hold."""
     con.execute(CHECK_THE_HISTORY)
-    broken: dict[str, pd.DataFrame] = {}
-    for name, sql in INVARIANT_QUERIES:
-        rows = con.execute(sql, {"project_id": project_id}).df()
-        if not rows.empty:
-            broken[name] = rows
-    return broken
+    return _rows_breaking(con, INVARIANT_QUERIES, {"project_id": project_id})
 
 
 def mart_violations(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
     """Each broken promise of the duration marts with its rows; empty when all hold."""
+    return _rows_breaking(con, MART_QUERIES, {})
+
+
+def _rows_breaking(
+    con: duckdb.DuckDBPyConnection,
+    queries: Sequence[tuple[str, str]],
+    params: dict[str, object],
+) -> dict[str, pd.DataFrame]:
+    """The rows each named query returns, for the queries that return any."""
     broken: dict[str, pd.DataFrame] = {}
-    for name, sql in MART_QUERIES:
-        rows = con.execute(sql).df()
+    for name, sql in queries:
+        rows = con.execute(sql, params).df()
         if not rows.empty:
             broken[name] = rows
     return broken

@@ -35,13 +35,21 @@ def rows_markdown(rows: pd.DataFrame, limit: int = SAMPLE_ROWS) -> dg.MetadataVa
 def history_invariants(history_db: HistoryDatabaseResource) -> dg.AssetCheckResult:
     with history_db.get_connection(read_only=True) as con:
         broken = health.invariant_violations(con)
+    return violations_result(broken, counted_as="broken_invariants", if_none="all invariants hold")
+
+
+def violations_result(
+    broken: dict[str, pd.DataFrame], *, counted_as: str, if_none: str
+) -> dg.AssetCheckResult:
+    """A check's result from health's broken promises: passed when there are none,
+    else each named with a sample of its rows."""
     metadata: dict[str, dg.MetadataValue] = {
         f"{name} (sample)": rows_markdown(rows) for name, rows in broken.items()
     }
     return dg.AssetCheckResult(
         passed=not broken,
-        description=health.describe_violations(broken) if broken else "all invariants hold",
-        metadata={"broken_invariants": len(broken), **metadata},
+        description=health.describe_violations(broken) if broken else if_none,
+        metadata={counted_as: len(broken), **metadata},
     )
 
 

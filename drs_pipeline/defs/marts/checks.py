@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from drs_pipeline.defs.ingest.checks import rows_markdown
+from drs_pipeline.defs.ingest.checks import rows_markdown, violations_result
 from drs_pipeline.defs.resources import HistoryDatabaseResource
 from drs_pipeline.defs.specs import table_key
 from drs_pipeline.warehouse import health
@@ -34,11 +34,4 @@ def no_stuck_jobs(history_db: HistoryDatabaseResource) -> dg.AssetCheckResult:
 def durations_are_bounded(history_db: HistoryDatabaseResource) -> dg.AssetCheckResult:
     with history_db.get_connection(read_only=True) as con:
         broken = health.mart_violations(con)
-    metadata: dict[str, dg.MetadataValue] = {
-        f"{name} (sample)": rows_markdown(rows) for name, rows in broken.items()
-    }
-    return dg.AssetCheckResult(
-        passed=not broken,
-        description=health.describe_violations(broken) if broken else "every bound holds",
-        metadata={"broken_promises": len(broken), **metadata},
-    )
+    return violations_result(broken, counted_as="broken_promises", if_none="every bound holds")
