@@ -1,6 +1,6 @@
 """``drs-pipeline bench``: how close a sync runs to the limits of the API and of DuckDB.
 
-Four scenarios (see ``drs_pipeline.benchmarks``), each compared with a bound
+Five scenarios (see ``drs_pipeline.benchmarks``), each compared with a bound
 measured or computed in the same run, printed as one table:
 
 1. cold sync of ``projects x jobs_per_project`` jobs into an empty database,
@@ -8,7 +8,10 @@ measured or computed in the same run, printed as one table:
 2. the same world a little later (about 2 % of the jobs changed), same bound;
 3. 100 ms on every response, against perfect overlap of ``max_concurrency``
    requests and against paging one request at a time;
-4. the SCD2 merge of a snapshot with 1 % changes, against a plain insert.
+4. the SCD2 merge of a snapshot with 1 % changes, against a plain insert;
+5. the whole scheduled job in process through Dagster (sync, checks, marts,
+   publication, alerts), cold and then with nothing changed, against its own
+   ingest step.
 
 A benchmark, not a test: it reports whether each target was met and exits 0
 either way (1 only if a scenario could not run).
@@ -30,6 +33,7 @@ from drs_pipeline.benchmarks.scenarios import (
     cold_and_warm,
     latency_bound,
     merge_only,
+    scheduled,
 )
 from drs_pipeline.benchmarks.table import Row, format_table
 
@@ -37,6 +41,7 @@ SCENARIOS: dict[str, Callable[[Scale, Path, Log], list[Row]]] = {
     "sync": cold_and_warm,
     "latency": latency_bound,
     "merge": merge_only,
+    "scheduled": scheduled,
 }
 QUICK = Scale(projects=20, jobs_per_project=2_000)
 
@@ -46,7 +51,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser = parser or argparse.ArgumentParser(prog="drs-pipeline bench", description=__doc__)
     full = Scale()
     parser.add_argument(
-        "--projects", type=int, help=f"projects of scenarios 1, 2, 4 (default {full.projects})"
+        "--projects", type=int, help=f"projects of scenarios 1, 2, 4, 5 (default {full.projects})"
     )
     parser.add_argument(
         "--jobs-per-project",
@@ -69,7 +74,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         "--scenario",
         action="append",
         choices=sorted(SCENARIOS),
-        help="run only these: sync (1 and 2), latency (3), merge (4); repeatable",
+        help="run only these: sync (1 and 2), latency (3), merge (4), scheduled (5); repeatable",
     )
     parser.add_argument(
         "--repeat",
@@ -78,6 +83,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         help="take each measurement this many times and keep the fastest (default 1)",
     )
     parser.add_argument("--work-dir", type=Path, help="where the databases go (default: temporary)")
+    parser.add_argument(
+        "--dagster-home",
+        type=Path,
+        help="the Dagster instance of scenario 5, e.g. one on PostgreSQL (default: a "
+        "temporary SQLite one configured as dagster_home/dagster.yaml)",
+    )
     return parser
 
 
@@ -94,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         page_size=args.page_size,
         max_concurrency=args.max_concurrency,
         repeat=args.repeat,
+        dagster_home=args.dagster_home,
     )
     chosen = args.scenario or list(SCENARIOS)
     started = time.monotonic()

@@ -4,7 +4,8 @@
 * ``simulator_process``: that world served over loopback HTTP by a separate process;
 * ``fetch_only``: the bound, a client that only downloads and decodes the pages;
 * ``measure``: one measurement in a fresh process, with its peak RSS;
-* ``scenarios``: the four scenarios, each giving rows of the table;
+* ``scenarios``: the five scenarios, each giving rows of the table;
+* ``merge``, ``scheduled``: what scenarios 4 and 5 run in their measurement processes;
 * ``table``: the rows and how they are printed.
 
 A benchmark, not a test: nothing here asserts a timing.

@@ -19,6 +19,7 @@ from typing import Any
 
 from drs_pipeline.benchmarks.fetch_only import fetch_all
 from drs_pipeline.benchmarks.measure import Result, in_fresh_process
+from drs_pipeline.benchmarks.scheduled import prepare_dagster_home, scheduled_run_once
 from drs_pipeline.benchmarks.simulator_process import SimulatorProcess
 from drs_pipeline.benchmarks.table import Row, Target
 from drs_pipeline.benchmarks.world import WARM_STEP_S, BenchWorld
@@ -33,6 +34,7 @@ MIN_SPEEDUP_OVER_SEQUENTIAL = 5.0
 MAX_MERGE_S = 1.0
 MAX_MERGE_OVER_INSERT = 3.0
 MERGE_CHANGED_FRACTION = 0.01
+MAX_RUN_OVER_INGEST = 1.3
 TOKEN_ENV_NAME = "DRS_AUTH_TOKEN"  # noqa: S105 - the variable's name, not a token
 
 
@@ -45,6 +47,8 @@ class Scale:
     # Each measurement is taken this many times and the fastest kept: on a shared
     # machine the slowest runs measure the neighbours.
     repeat: int = 1
+    # The Dagster instance scenario 5 runs against (default: a temporary SQLite one).
+    dagster_home: Path | None = None
 
     @property
     def latency_world(self) -> BenchWorld:
@@ -175,6 +179,71 @@ def merge_only(scale: Scale, work: Path, log: Log) -> list[Row]:
             Target(f"ratio <= {MAX_MERGE_OVER_INSERT:.0f}", row.ratio <= MAX_MERGE_OVER_INSERT),
         )
     ]
+
+
+def scheduled(scale: Scale, work: Path, log: Log) -> list[Row]:
+    """Scenario 5: the whole job as the daemon runs it, into an empty history, then again
+    with nothing changed (the simulator's clock stands still)."""
+    world = BenchWorld(scale.projects, scale.jobs_per_project)
+    token = secrets.token_hex(16)
+    home = scale.dagster_home or prepare_dagster_home(work / "dagster_home")
+    log(f"simulator: {world.projects} projects x {world.jobs_per_project:,} jobs, generating")
+    with SimulatorProcess(world, token, page_size=scale.page_size) as sim:
+        config = str(_write_config(work / "scheduled.yaml", sim.url, world, scale))
+        log("5 scheduled: warming the simulator's page cache")
+        _fetch_in_process(sim.url, world, token, scale, scale.max_concurrency)
+        rows = []
+        for cold, name in ((True, "5 scheduled, cold"), (False, "5 scheduled, nothing changed")):
+            log(f"{name}: the run")
+            measured = _best(scale, _scheduled_runs(work, config, home, token, cold=cold))
+            log(f"{name}: {_steps_line(measured)}")
+            row = Row(
+                scenario=name,
+                rows=int(measured["rows"]),
+                seconds=float(measured["seconds"]),
+                requests=None,
+                peak_rss_bytes=int(measured["peak_rss_bytes"]),
+                bound="its ingest step",
+                bound_seconds=float(measured["ingest_seconds"]),
+            )
+            if not cold:
+                if int(measured["changed"]):
+                    raise RuntimeError(f"{measured['changed']} jobs changed in the second run")
+                row = _with_targets(
+                    row,
+                    Target(f"ratio <= {MAX_RUN_OVER_INGEST}", row.ratio <= MAX_RUN_OVER_INGEST),
+                )
+            rows.append(row)
+    return rows
+
+
+def _scheduled_runs(
+    work: Path, config: str, home: Path, token: str, *, cold: bool
+) -> Callable[[], Result]:
+    """One run per call: a cold one into an empty database, the other into a copy of
+    what the first cold run left, at the same moment of the world."""
+    runs = itertools.count()
+
+    def run() -> Result:
+        database = work / f"scheduled-{'cold' if cold else 'again'}-{next(runs)}.duckdb"
+        if not cold:
+            shutil.copyfile(work / "scheduled-cold-0.duckdb", database)
+        return in_fresh_process(
+            scheduled_run_once, config, str(database), str(home), TOKEN_ENV_NAME, token
+        )
+
+    return run
+
+
+def _steps_line(measured: Result) -> str:
+    """Where a scheduled run's time went: each step, the sync inside the ingest step,
+    and the rest of the run (Dagster planning it and storing its events)."""
+    steps: dict[str, float] = measured["steps"]
+    outside = float(measured["seconds"]) - sum(steps.values())
+    parts = [f"sync {float(measured['sync_seconds']):.2f} s (in the ingest step)"]
+    parts += [f"{step} {seconds:.2f} s" for step, seconds in steps.items()]
+    parts.append(f"outside the steps {outside:.2f} s; {int(measured['events']):,} events")
+    return ", ".join(parts)
 
 
 # -- what runs in the measurement processes -------------------------------------------
