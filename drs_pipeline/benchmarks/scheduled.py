@@ -47,11 +47,11 @@ def scheduled_run_once(
     """One run of ``drs_pipeline_job`` over every configured project: its wall time,
     each step's, the sync's own, and the number of events the run stored."""
     import dagster as dg
-    import duckdb
 
     from drs_pipeline.collector import bulk_allocation
     from drs_pipeline.definitions import definitions_with_resources, execute_pipeline
     from drs_pipeline.defs.resources import DrsApiResource, HistoryDatabaseResource
+    from drs_pipeline.warehouse.store import connect
 
     os.environ[token_env] = token  # this measurement process's own environment
     definitions = definitions_with_resources(
@@ -80,7 +80,7 @@ def scheduled_run_once(
             for stats in instance.get_run_step_stats(result.run_id)
         }
         events = len(instance.all_logs(result.run_id))
-    with duckdb.connect(database, read_only=True) as con:
+    with connect(Path(database), read_only=True) as con:
         (sync_s, rows, changed), *_ = con.execute(
             "SELECT epoch(max(finished_at) - min(started_at)), sum(jobs_seen), "
             "sum(new_jobs + changed_jobs + gone_jobs) "

@@ -6,11 +6,17 @@ would make the notebook fail. So readers get their own file, replaced
 atomically after each run: a reader sees the old copy or the new one, never a
 half-written file, and a connection already open keeps answering from the old
 copy (on POSIX a rename never disturbs an open file).
+
+The copy is the file's own bytes, taken at rest (every change checkpointed into
+it, under this process's write lock): it costs what copying the file costs, not
+what re-encoding every table would. When the file is not at rest, the tables are
+copied as of one transaction instead.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +26,7 @@ import duckdb
 # Where the copy goes is resolved with the other paths, in config; imported from
 # here too by callers that publish.
 from drs_pipeline.config import published_path as published_path
-from drs_pipeline.warehouse.store import attach, scratch
+from drs_pipeline.warehouse.store import attach, connect, scratch
 from drs_pipeline.warehouse.target import check_publication
 
 
@@ -47,12 +53,10 @@ def publish(
     staging.unlink(missing_ok=True)
     _remove_abandoned_staging(target)
     try:
+        if not _copy_file_at_rest(database, staging, lock_timeout_s=lock_timeout_s):
+            _copy_database(database, staging, lock_timeout_s=lock_timeout_s)
         with scratch() as con:
-            attach(con, database, "source", read_only=True, lock_timeout_s=lock_timeout_s)
             attach(con, staging, "snapshot")
-            # COPY FROM DATABASE copies every schema, table and view as of one
-            # transaction: a consistent snapshot, written compactly.
-            con.execute("COPY FROM DATABASE source TO snapshot")
             sync_id = _latest_sync_id(con)
             con.execute(
                 "CREATE TABLE snapshot.drs.publication AS "
@@ -60,12 +64,54 @@ def publish(
                 [published_at, sync_id],
             )
             con.execute("DETACH snapshot")
-            con.execute("DETACH source")
         os.replace(staging, target)
     finally:
         staging.unlink(missing_ok=True)
         staging.with_name(staging.name + ".wal").unlink(missing_ok=True)
     return Publication(target, published_at, sync_id, target.stat().st_size)
+
+
+def _copy_file_at_rest(database: Path, staging: Path, *, lock_timeout_s: float) -> bool:
+    """Copy the database file's bytes while this process holds its write lock and every
+    committed change is in the file (CHECKPOINT, no write-ahead log left): the same
+    tables as ``_copy_database``, about 50 times faster at a million jobs, since nothing
+    is decoded or compressed again (docs/performance.md).
+
+    False, having copied nothing usable, when the file was not at rest: a transaction
+    of this process still open, or a change landing during the copy.
+    """
+    wal = database.with_name(database.name + ".wal")
+    with connect(database, lock_timeout_s=lock_timeout_s) as con:
+        try:
+            con.execute("CHECKPOINT")
+        except duckdb.TransactionException:
+            return False  # another connection of this process is in a transaction
+        before = _file_state(database), _file_state(wal)
+        if before[1] is not None and before[1][0] > 0:
+            return False
+        shutil.copyfile(database, staging)
+        return (_file_state(database), _file_state(wal)) == before
+
+
+def _file_state(path: Path) -> tuple[int, int] | None:
+    """Size and modification time, or None when there is no such file."""
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return None
+    return status.st_size, status.st_mtime_ns
+
+
+def _copy_database(database: Path, staging: Path, *, lock_timeout_s: float) -> None:
+    """Copy every schema, table and view of ``database`` as of one transaction
+    (COPY FROM DATABASE): consistent whatever else this process has open."""
+    staging.unlink(missing_ok=True)
+    with scratch() as con:
+        attach(con, database, "source", read_only=True, lock_timeout_s=lock_timeout_s)
+        attach(con, staging, "snapshot")
+        con.execute("COPY FROM DATABASE source TO snapshot")
+        con.execute("DETACH snapshot")
+        con.execute("DETACH source")
 
 
 def _remove_abandoned_staging(target: Path) -> None:
@@ -89,5 +135,5 @@ def _process_exists(pid: int) -> bool:
 
 
 def _latest_sync_id(con: duckdb.DuckDBPyConnection) -> str | None:
-    rows = con.execute("SELECT arg_max(sync_id, started_at) FROM source.drs.sync_runs").fetchall()
+    rows = con.execute("SELECT arg_max(sync_id, started_at) FROM snapshot.drs.sync_runs").fetchall()
     return None if not rows or rows[0][0] is None else str(rows[0][0])
