@@ -19,7 +19,11 @@ from typing import Any
 
 from drs_pipeline.benchmarks.fetch_only import fetch_all
 from drs_pipeline.benchmarks.measure import Result, in_fresh_process
-from drs_pipeline.benchmarks.scheduled import prepare_dagster_home, scheduled_run_once
+from drs_pipeline.benchmarks.scheduled import (
+    prepare_dagster_home,
+    published_copy,
+    scheduled_run_once,
+)
 from drs_pipeline.benchmarks.simulator_process import SimulatorProcess
 from drs_pipeline.benchmarks.table import Row, Target
 from drs_pipeline.benchmarks.world import WARM_STEP_S, BenchWorld
@@ -226,6 +230,7 @@ def _scheduled_runs(
 
     def run() -> Result:
         database = work / f"scheduled-{'cold' if cold else 'again'}-{next(runs)}.duckdb"
+        _remove_database(database)
         if not cold:
             shutil.copyfile(work / "scheduled-cold-0.duckdb", database)
         return in_fresh_process(
@@ -348,11 +353,18 @@ def _sync_runs(work: Path, config: str, token: str, *, cold: bool) -> Callable[[
 
     def sync() -> Result:
         database = work / f"{'cold' if cold else 'warm'}-{next(runs)}.duckdb"
+        _remove_database(database)  # left by an earlier benchmark in the same --work-dir
         if not cold:
             shutil.copyfile(work / "cold-0.duckdb", database)
         return in_fresh_process(sync_once, config, str(database), token)
 
     return sync
+
+
+def _remove_database(database: Path) -> None:
+    """A database file, its write-ahead log and its published copy, if there are any."""
+    for path in (database, database.with_name(database.name + ".wal"), published_copy(database)):
+        path.unlink(missing_ok=True)
 
 
 def _best(scale: Scale, measure: Callable[[], Result], key: str = "seconds") -> Result:

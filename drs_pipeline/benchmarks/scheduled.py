@@ -41,6 +41,11 @@ def prepare_dagster_home(folder: Path) -> Path:
     return folder
 
 
+def published_copy(database: Path) -> Path:
+    """Where a run into ``database`` publishes: beside it, apart from the real one's."""
+    return database.with_suffix(".published")
+
+
 def scheduled_run_once(
     config: str, database: str, dagster_home: str, token_env: str, token: str
 ) -> Result:
@@ -58,7 +63,7 @@ def scheduled_run_once(
         {
             "drs_api": DrsApiResource(config_path=config),
             "history_db": HistoryDatabaseResource(
-                path=database, published_path=str(Path(database).with_suffix(".published"))
+                path=database, published_path=str(published_copy(Path(database)))
             ),
         }
     )

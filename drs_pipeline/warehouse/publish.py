@@ -29,6 +29,10 @@ from drs_pipeline.config import published_path as published_path
 from drs_pipeline.warehouse.store import attach, connect, scratch
 from drs_pipeline.warehouse.target import check_publication
 
+# How the copy was taken (Publication.copied_as).
+FILE_AT_REST = "file at rest"
+TABLES = "tables as of one transaction"
+
 
 @dataclass(frozen=True)
 class Publication:
@@ -36,6 +40,7 @@ class Publication:
     published_at: datetime
     sync_id: str | None
     bytes: int
+    copied_as: str
 
 
 def publish(
@@ -43,9 +48,15 @@ def publish(
 ) -> Publication:
     """Copy ``database`` to ``target`` consistently, then swap it in atomically.
 
+    Opens ``database`` read-write, as the sync and the marts do: no other process may
+    hold it meanwhile (readers read ``target``). Nothing else of this process may
+    write to it meanwhile either: the job's steps that open it take turns.
+
     Refused (ConfigError) when ``target`` is the copy of the other kind of history:
     the embedded simulator's never replaces real projects' (``warehouse.target``).
     """
+    if not database.is_file():
+        raise FileNotFoundError(f"{database}: no history to publish")
     check_publication(database, target, lock_timeout_s=lock_timeout_s)
     target.parent.mkdir(parents=True, exist_ok=True)
     # Same folder as the target, so that the final rename is atomic.
@@ -53,8 +64,8 @@ def publish(
     staging.unlink(missing_ok=True)
     _remove_abandoned_staging(target)
     try:
-        if not _copy_file_at_rest(database, staging, lock_timeout_s=lock_timeout_s):
-            _copy_database(database, staging, lock_timeout_s=lock_timeout_s)
+        with connect(database, lock_timeout_s=lock_timeout_s) as con:
+            copied_as = _copy(con, database, staging)
         with scratch() as con:
             attach(con, staging, "snapshot")
             sync_id = _latest_sync_id(con)
@@ -68,50 +79,55 @@ def publish(
     finally:
         staging.unlink(missing_ok=True)
         staging.with_name(staging.name + ".wal").unlink(missing_ok=True)
-    return Publication(target, published_at, sync_id, target.stat().st_size)
+    return Publication(target, published_at, sync_id, target.stat().st_size, copied_as)
 
 
-def _copy_file_at_rest(database: Path, staging: Path, *, lock_timeout_s: float) -> bool:
-    """Copy the database file's bytes while this process holds its write lock and every
-    committed change is in the file (CHECKPOINT, no write-ahead log left): the same
-    tables as ``_copy_database``, about 50 times faster at a million jobs, since nothing
-    is decoded or compressed again (docs/performance.md).
+def _copy(con: duckdb.DuckDBPyConnection, database: Path, staging: Path) -> str:
+    """The file's bytes if it is at rest, else its tables as of one transaction."""
+    if _copy_file_at_rest(con, database, staging):
+        return FILE_AT_REST
+    # Through the connection that has the file open: a second handle on it, even
+    # read-only, is refused within one process.
+    staging.unlink(missing_ok=True)
+    attach(con, staging, "snapshot")
+    (name,) = con.execute("SELECT current_database()").fetchall()[0]
+    # COPY FROM DATABASE copies every schema, table and view as of one transaction.
+    # The name is DuckDB's own, from the file's name: quoted as an identifier.
+    quoted = '"' + str(name).replace('"', '""') + '"'
+    con.execute(f"COPY FROM DATABASE {quoted} TO snapshot")
+    con.execute("DETACH snapshot")
+    return TABLES
 
-    False, having copied nothing usable, when the file was not at rest: a transaction
-    of this process still open, or a change landing during the copy.
+
+def _copy_file_at_rest(con: duckdb.DuckDBPyConnection, database: Path, staging: Path) -> bool:
+    """Copy the database file's bytes once every committed change is in it (CHECKPOINT,
+    no write-ahead log left) and while this process holds its write lock: the same
+    tables as COPY FROM DATABASE, at the cost of copying a file, since nothing is
+    decoded or compressed again (docs/decisions/0002-published-copy.md).
+
+    False, having copied nothing usable, when the file was not at rest: CHECKPOINT
+    refused (another connection of this process is updating), or a write-ahead log
+    left, or the file changed during the copy.
     """
-    wal = database.with_name(database.name + ".wal")
-    with connect(database, lock_timeout_s=lock_timeout_s) as con:
-        try:
-            con.execute("CHECKPOINT")
-        except duckdb.TransactionException:
-            return False  # another connection of this process is in a transaction
-        before = _file_state(database), _file_state(wal)
-        if before[1] is not None and before[1][0] > 0:
-            return False
-        shutil.copyfile(database, staging)
-        return (_file_state(database), _file_state(wal)) == before
+    logs = [database.with_name(database.name + suffix) for suffix in (".wal", ".wal.checkpoint")]
+    try:
+        con.execute("CHECKPOINT")
+    except duckdb.TransactionException:
+        return False
+    before = [_file_state(path) for path in (database, *logs)]
+    if any(state is not None and state[0] > 0 for state in before[1:]):
+        return False
+    shutil.copyfile(database, staging)
+    return [_file_state(path) for path in (database, *logs)] == before
 
 
-def _file_state(path: Path) -> tuple[int, int] | None:
-    """Size and modification time, or None when there is no such file."""
+def _file_state(path: Path) -> tuple[int, int, int] | None:
+    """Size, modification and change times, or None when there is no such file."""
     try:
         status = path.stat()
     except FileNotFoundError:
         return None
-    return status.st_size, status.st_mtime_ns
-
-
-def _copy_database(database: Path, staging: Path, *, lock_timeout_s: float) -> None:
-    """Copy every schema, table and view of ``database`` as of one transaction
-    (COPY FROM DATABASE): consistent whatever else this process has open."""
-    staging.unlink(missing_ok=True)
-    with scratch() as con:
-        attach(con, database, "source", read_only=True, lock_timeout_s=lock_timeout_s)
-        attach(con, staging, "snapshot")
-        con.execute("COPY FROM DATABASE source TO snapshot")
-        con.execute("DETACH snapshot")
-        con.execute("DETACH source")
+    return status.st_size, status.st_mtime_ns, status.st_ctime_ns
 
 
 def _remove_abandoned_staging(target: Path) -> None:

@@ -38,5 +38,6 @@ def published_snapshot(history_db: HistoryDatabaseResource) -> dg.MaterializeRes
             "published_at": publication.published_at.isoformat(),
             "sync_id": publication.sync_id or "",
             "bytes": publication.bytes,
+            "copied_as": publication.copied_as,
         }
     )
