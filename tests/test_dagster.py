@@ -28,6 +28,7 @@ MART_KEYS = {
         "project_status",
         "status_counts",
         "status_counts_by_project",
+        "job_clock",
         "status_transitions",
         "duration_samples",
         "durations_in_progress",

@@ -60,6 +60,7 @@ def test_each_step_runs_for_its_kind_of_work() -> None:
         "stage_gone",
         "close_gone_intervals",
         "mark_gone",
+        "note_changes_for_marts",
     ]
 
 

@@ -239,6 +239,29 @@ STATUS_COUNTS = Table(
     ),
 )
 
+JOB_CLOCK = Table(
+    "job_clock",
+    "Every job's create_time on our clock, and whether the history watched it from its start "
+    "(what the transitions' first bounds and the durations start from; "
+    "docs/decisions/0008-duration-bounds.md).",
+    _mart(
+        _PROJECT,
+        _JOB,
+        _c(
+            "created_at",
+            "TIMESTAMP WITH TIME ZONE",
+            "create_time less the server's clock offset measured by the project's latest sync "
+            "started by the job's first observation, and never after that observation.",
+        ),
+        _c(
+            "seen_from_start",
+            "BOOLEAN",
+            "The project's last ok sync before the job's first observation began before the "
+            "job was created and ended within freshness_minutes of that observation.",
+        ),
+    ),
+)
+
 STATUS_TRANSITIONS = Table(
     "status_transitions",
     "Every change of status of every job, with the observations that bound it.",
@@ -363,6 +386,27 @@ PUBLICATION = Table(
     ),
 )
 
+JOBS_CHANGED_SINCE_MARTS = Table(
+    "jobs_changed_since_marts",
+    "Jobs whose history changed since the marts were last built (new, changed, back, gone, "
+    "or their region or create_time corrected), added by every merge; the marts rebuild "
+    "only these jobs' drs.job_clock and drs.status_transitions rows, and empty it.",
+    (_PROJECT, _JOB),
+)
+
+MARTS_BASIS = Table(
+    "marts_basis",
+    "The last build of the marts (one row): with another digest of their SQL or another "
+    "freshness, or without a row, the next build rebuilds every job's clock and transitions.",
+    (
+        _c("built_at", "TIMESTAMP WITH TIME ZONE", "When the marts were last built."),
+        _c("sql_digest", "VARCHAR", "Digest of the marts' SQL that built them."),
+        _c("freshness_s", "DOUBLE", "freshness_minutes, in seconds, that built them."),
+        _c("rebuilt", "VARCHAR", "'every job' or 'changed jobs'."),
+        _c("jobs_rebuilt", "BIGINT", "Jobs whose clock and transitions were rebuilt."),
+    ),
+)
+
 _KIND = _c(
     "kind",
     "VARCHAR",
@@ -462,6 +506,7 @@ MARTS = (
     PROJECT_STATUS,
     STATUS_COUNTS,
     STATUS_COUNTS_BY_PROJECT,
+    JOB_CLOCK,
     STATUS_TRANSITIONS,
     DURATION_SAMPLES,
     DURATIONS_IN_PROGRESS,
@@ -471,8 +516,9 @@ MARTS = (
 )
 # Raised from the marts after each run, and their deliveries (drs_pipeline.alerts).
 ALERTS_GROUP = (ALERTS, ALERT_DELIVERIES, ALERT_BASELINES)
-# Bookkeeping: the guard between real and simulated history, and the published copy's stamp.
-BOOKKEEPING = (DATABASE_INFO, PUBLICATION)
+# Bookkeeping: the guard between real and simulated history, the published copy's stamp,
+# and what the marts need to rebuild only what changed.
+BOOKKEEPING = (DATABASE_INFO, PUBLICATION, JOBS_CHANGED_SINCE_MARTS, MARTS_BASIS)
 TABLES = HISTORY + MARTS + ALERTS_GROUP + BOOKKEEPING
 
 

@@ -1,17 +1,24 @@
-"""The marts: project status, status counts, durations and stuck jobs, rebuilt from the history.
+"""The marts: project status, status counts, durations and stuck jobs, built from the history.
 
-Each mart is SQL in ``marts/*.sql``, rebuilt whole on every run in one
-transaction, so a reader sees the previous marts or the new ones, never a mix.
+Each mart is SQL in ``marts/*.sql``, all built in one transaction, so a reader
+sees the previous marts or the new ones, never a mix. Most are rebuilt whole:
+they are about the present (as_of, every job's last observation). The per-job
+ones (a query, not a CREATE: ``drs.job_clock``, ``drs.status_transitions``) are
+rebuilt only for the jobs whose history changed since the last build, which is
+exact: a job's rows depend on its own history and clock alone, and every merge
+names the jobs it changed (docs/decisions/0012-marts-rebuild-what-changed.md).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 
 from drs_pipeline.warehouse.sql import named_statements, read_sql
@@ -37,6 +44,27 @@ class Mart:
         """A TEMP view or table that later marts read, not a mart of its own."""
         return bool(re.search(r"^CREATE (OR REPLACE )?TEMP", self.statement, re.MULTILINE))
 
+    @property
+    def per_job(self) -> bool:
+        """A query of the rows of the jobs of ``marts_scope``, each job's from its own
+        history and clock alone: built here for every job or for the changed ones."""
+        return not re.search(r"^CREATE ", self.statement, re.MULTILINE)
+
+    def statements(self, *, every_job: bool) -> list[str]:
+        """What builds the mart: for a per-job mart, a new table of every job's rows,
+        or the rows of the jobs of ``marts_scope`` replaced."""
+        if not self.per_job:
+            return [self.statement]
+        # The table's name and the query come from our own SQL files, never from input.
+        table = f"drs.{self.table}"
+        if every_job:
+            return [f"CREATE OR REPLACE TABLE {table} AS\n{self.statement}"]
+        return [
+            f"DELETE FROM {table} AS t USING marts_scope AS s "  # noqa: S608
+            "WHERE t.project_id = s.project_id AND t.async_job_id = s.async_job_id",
+            f"INSERT INTO {table}\n{self.statement}",
+        ]
+
 
 def mart_statements() -> list[Mart]:
     return [
@@ -49,6 +77,13 @@ def mart_statements() -> list[Mart]:
 # In order; each statement that is not temporary creates the table of the catalog
 # (warehouse.catalog) that it names.
 MARTS = mart_statements()
+# What the per-job marts' rows were computed with, besides the history: the SQL, and
+# freshness (drs.marts_basis). Any other input they read is a job's own.
+SQL_DIGEST = hashlib.sha256("\n".join(m.statement for m in MARTS).encode()).hexdigest()[:16]
+# Above this share of the jobs changed, building every job's rows costs less than
+# replacing the changed ones' (a cold sync changes all of them); both are exact.
+REBUILD_ALL_ABOVE = 0.25
+EVERY_JOB, CHANGED_JOBS = "every job", "changed jobs"
 
 
 def build_marts(
@@ -86,17 +121,52 @@ def build_marts(
         con.register("configured_projects", configured)
         con.execute("BEGIN TRANSACTION")
         try:
+            rebuilt, jobs = _scope(con, freshness_s=freshness_minutes * 60)
             for mart in MARTS:
-                # DuckDB refuses parameters a statement does not name.
-                used = {k: v for k, v in params.items() if f"${k}" in mart.statement}
-                con.execute(mart.statement, used).fetchall()
+                for statement in mart.statements(every_job=rebuilt == EVERY_JOB):
+                    # DuckDB refuses parameters a statement does not name.
+                    used = {k: v for k, v in params.items() if f"${k}" in statement}
+                    con.execute(statement, used).fetchall()
                 if mart.temporary:
                     continue
                 # Table names come from our own SQL files, never from input.
                 sql = f"SELECT count(*) FROM drs.{mart.table}"  # noqa: S608
                 counts[mart.table] = int(con.execute(sql).fetchall()[0][0])
+            con.execute("DELETE FROM drs.jobs_changed_since_marts")
+            con.execute("DELETE FROM drs.marts_basis")
+            con.execute(
+                "INSERT INTO drs.marts_basis VALUES (?, ?, ?, ?, ?)",
+                [as_of, SQL_DIGEST, freshness_minutes * 60, rebuilt, jobs],
+            )
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
     return counts
+
+
+def _scope(con: duckdb.DuckDBPyConnection, *, freshness_s: float) -> tuple[str, int]:
+    """``marts_scope``: the jobs whose per-job rows this build makes. Every job when
+    the last build's basis differs (or there was none), or when most jobs changed;
+    else only those a merge changed since. Returns which, and how many jobs."""
+    basis = con.execute("SELECT sql_digest, freshness_s FROM drs.marts_basis").fetchall()
+    per_job = [m.table for m in MARTS if m.per_job]
+    built = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = 'drs' AND list_contains(?, table_name)",
+        [per_job],
+    ).fetchall()[0][0]
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE marts_scope AS "
+        "SELECT DISTINCT project_id, async_job_id FROM drs.jobs_changed_since_marts"
+    )
+    changed = int(con.execute("SELECT count(*) FROM marts_scope").fetchall()[0][0])
+    total = int(con.execute("SELECT count(*) FROM drs.async_jobs").fetchall()[0][0])
+    same_basis = basis == [(SQL_DIGEST, freshness_s)] and built == len(per_job)
+    if same_basis and changed <= REBUILD_ALL_ABOVE * total:
+        return CHANGED_JOBS, changed
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE marts_scope AS "
+        "SELECT project_id, async_job_id FROM drs.async_jobs"
+    )
+    return EVERY_JOB, total

@@ -137,6 +137,7 @@ MERGE_STEPS: tuple[Step, ...] = (
     _merge_step("stage_gone"),
     _merge_step("close_gone_intervals", lambda work: work.gone),
     _merge_step("mark_gone", lambda work: work.gone),
+    _merge_step("note_changes_for_marts"),
 )
 
 # Last, always: one row of counts per project of the batch.

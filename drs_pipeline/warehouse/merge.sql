@@ -179,6 +179,18 @@ SET is_gone = true, gone_at = g.gone_at
 FROM merge_gone AS g
 WHERE j.rowid = g.job_rowid;
 
+-- name: note_changes_for_marts
+-- Every job whose history or clock this merge changed, for the marts to rebuild
+-- (warehouse/marts.py): new, changed, back, gone, or its region or create_time
+-- corrected. Jobs only seen again are not: what changes for them (last_seen_at)
+-- is read by no rebuilt row.
+INSERT INTO drs.jobs_changed_since_marts
+SELECT project_id, async_job_id
+FROM merge_stage
+WHERE NOT is_stale AND (is_new OR is_changed OR was_gone OR details_changed)
+UNION ALL
+SELECT project_id, async_job_id FROM merge_gone;
+
 -- name: counts
 -- One row per project of the batch.
 SELECT

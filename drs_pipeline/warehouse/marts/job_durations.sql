@@ -2,7 +2,7 @@
 -- and high_s come from the transitions' bounds (observations on our clock, and
 -- create_time corrected onto it), and seconds is their midpoint. A stay whose start
 -- is unknown is never measured: the job was first seen already in it, unless it was
--- seen from its start (job_clock.seen_from_start) in ASYNC_JOB_VALIDATING. A stay
+-- seen from its start (drs.job_clock.seen_from_start) in ASYNC_JOB_VALIDATING. A stay
 -- still under way is not measured yet but counted, as in progress. Jobs are grouped
 -- by their current owner.
 
@@ -70,7 +70,7 @@ SELECT
     -- The stay's first observation.
     s.not_after AS first_seen_in
 FROM steps AS s
-JOIN job_clock AS c USING (project_id, async_job_id);
+JOIN drs.job_clock AS c USING (project_id, async_job_id);
 
 -- name: duration_samples
 CREATE OR REPLACE TABLE drs.duration_samples AS

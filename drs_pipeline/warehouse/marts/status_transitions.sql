@@ -1,6 +1,9 @@
 -- Every change of status of every job, bounded on both sides by observations.
--- Statements that make TEMP views or tables prepare what the marts read, in the
--- marts' transaction; they are not marts (warehouse/marts.py).
+-- Both statements are per job: a query whose rows for a job depend on that job's
+-- history and clock alone, for the jobs of marts_scope. warehouse/marts.py makes
+-- each a table for every job, or replaces only the rows of the jobs whose history
+-- changed since the last build (drs.jobs_changed_since_marts): an observation that
+-- only moved last_seen_at changes no row here (docs/decisions/0012-marts-rebuild-what-changed.md).
 
 -- name: job_clock
 -- Each job's create_time on our clock, the clock of every observation: the API's
@@ -15,7 +18,6 @@
 -- the job's first minutes. A job first seen later, even validating, may be in its
 -- second validation round already. (A whole round of statuses that comes and goes
 -- between two observations is hidden from any history.)
-CREATE OR REPLACE TEMP TABLE job_clock AS
 WITH clock AS (
     SELECT
         j.project_id,
@@ -25,6 +27,7 @@ WITH clock AS (
             j.create_time - to_seconds(coalesce(o.server_clock_offset_s, 0)), j.first_seen_at
         ) AS created_at
     FROM drs.async_jobs AS j
+    SEMI JOIN marts_scope USING (project_id, async_job_id)
     ASOF LEFT JOIN (
         SELECT project_id, started_at, server_clock_offset_s
         FROM drs.sync_runs
@@ -59,10 +62,10 @@ ASOF LEFT JOIN (
 -- first_seen_at: every later interval moves status_since): their one row comes
 -- from drs.async_jobs alone, and only the others' intervals are put in order,
 -- which is what costs (docs/decisions/0008-duration-bounds.md).
-CREATE OR REPLACE TABLE drs.status_transitions AS
 WITH movers AS (
     SELECT project_id, async_job_id
     FROM drs.async_jobs
+    SEMI JOIN marts_scope USING (project_id, async_job_id)
     WHERE status_since <> first_seen_at
 ),
 marked AS (
@@ -105,7 +108,8 @@ SELECT
     CASE WHEN j.status = 'ASYNC_JOB_VALIDATING' THEN c.created_at END AS not_before,
     j.first_seen_at AS not_after
 FROM drs.async_jobs AS j
-JOIN job_clock AS c USING (project_id, async_job_id)
+SEMI JOIN marts_scope USING (project_id, async_job_id)
+JOIN drs.job_clock AS c USING (project_id, async_job_id)
 WHERE j.status_since = j.first_seen_at
 UNION ALL
 SELECT
@@ -123,5 +127,5 @@ SELECT
     s.first_seen_in AS not_after
 FROM stays AS s
 JOIN drs.async_jobs AS j USING (project_id, async_job_id)
-JOIN job_clock AS c USING (project_id, async_job_id)
+JOIN drs.job_clock AS c USING (project_id, async_job_id)
 WINDOW stay_order AS (PARTITION BY s.project_id, s.async_job_id ORDER BY s.stay);

@@ -3,7 +3,7 @@
 -- Both ends are observations: stuck_for_s runs from the first observation of the
 -- current stay (job_steps: an owner change does not restart it) to the job's last
 -- observation, a lower bound that stops growing when nobody looks. age_s runs from
--- create_time on our clock (job_clock). as_of and stale are the project's
+-- create_time on our clock (drs.job_clock). as_of and stale are the project's
 -- (drs.project_status).
 
 -- name: stuck_jobs
