@@ -92,10 +92,13 @@ def test_each_mart_statement_builds_a_mart_of_the_catalog() -> None:
     # The statements that prepare them make temporary objects only.
     assert {mart.table for mart in marts.MARTS if mart.temporary} == {"job_steps"}
     # The per-job marts are queries, made tables by warehouse/marts.py.
-    assert [mart.table for mart in marts.MARTS if mart.per_job] == [
-        "job_clock",
-        "status_transitions",
-    ]
+    per_job = [mart for mart in marts.MARTS if mart.per_job]
+    assert [mart.table for mart in per_job] == ["job_clock", "status_transitions"]
+    # Each keeps to the jobs of the build by the one join that a build of every job drops.
+    assert [mart.statement.count(marts.SCOPE_JOIN) for mart in per_job] == [1, 2]
+    assert "marts_scope" not in "".join(
+        "".join(mart.statements(every_job=True)) for mart in per_job
+    )
 
 
 def test_tables_are_found_by_name() -> None:

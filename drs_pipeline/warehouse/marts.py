@@ -34,6 +34,10 @@ MART_FILES = (
 )
 
 
+# How a per-job query keeps to the jobs of the build: written so in its SQL.
+SCOPE_JOIN = "SEMI JOIN marts_scope USING (project_id, async_job_id)"
+
+
 @dataclass(frozen=True)
 class Mart:
     table: str
@@ -58,7 +62,10 @@ class Mart:
         # The table's name and the query come from our own SQL files, never from input.
         table = f"drs.{self.table}"
         if every_job:
-            return [f"CREATE OR REPLACE TABLE {table} AS\n{self.statement}"]
+            # Every job is in scope: joining the jobs with all of themselves would only
+            # cost time (0.15 to 0.3 s a statement at a million jobs).
+            query = self.statement.replace(SCOPE_JOIN, "")
+            return [f"CREATE OR REPLACE TABLE {table} AS\n{query}"]
         return [
             f"DELETE FROM {table} AS t USING marts_scope AS s "  # noqa: S608
             "WHERE t.project_id = s.project_id AND t.async_job_id = s.async_job_id",
@@ -146,9 +153,10 @@ def build_marts(
 
 
 def _scope(con: duckdb.DuckDBPyConnection, *, freshness_s: float) -> tuple[str, int]:
-    """``marts_scope``: the jobs whose per-job rows this build makes. Every job when
-    the last build's basis differs (or there was none), or when most jobs changed;
-    else only those a merge changed since. Returns which, and how many jobs."""
+    """Which jobs this build makes the per-job rows of: every job when the last
+    build's basis differs (or there was none), or when more than REBUILD_ALL_ABOVE of
+    them changed; else those a merge noted since, put in ``marts_scope``. Returns
+    which, and how many jobs."""
     basis = con.execute("SELECT sql_digest, freshness_s FROM drs.marts_basis").fetchall()
     per_job = [m.table for m in MARTS if m.per_job]
     built = con.execute(
@@ -156,17 +164,14 @@ def _scope(con: duckdb.DuckDBPyConnection, *, freshness_s: float) -> tuple[str, 
         "AND schema_name = 'drs' AND list_contains(?, table_name)",
         [per_job],
     ).fetchall()[0][0]
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE marts_scope AS "
-        "SELECT DISTINCT project_id, async_job_id FROM drs.jobs_changed_since_marts"
-    )
-    changed = int(con.execute("SELECT count(*) FROM marts_scope").fetchall()[0][0])
+    noted = int(con.execute("SELECT count(*) FROM drs.jobs_changed_since_marts").fetchall()[0][0])
     total = int(con.execute("SELECT count(*) FROM drs.async_jobs").fetchall()[0][0])
     same_basis = basis == [(SQL_DIGEST, freshness_s)] and built == len(per_job)
-    if same_basis and changed <= REBUILD_ALL_ABOVE * total:
-        return CHANGED_JOBS, changed
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE marts_scope AS "
-        "SELECT project_id, async_job_id FROM drs.async_jobs"
-    )
+    if same_basis and noted <= REBUILD_ALL_ABOVE * total:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE marts_scope AS "
+            "SELECT DISTINCT project_id, async_job_id FROM drs.jobs_changed_since_marts"
+        )
+        return CHANGED_JOBS, int(con.execute("SELECT count(*) FROM marts_scope").fetchall()[0][0])
+    # Every job: the per-job queries leave out their join with marts_scope.
     return EVERY_JOB, total
