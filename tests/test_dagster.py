@@ -30,6 +30,7 @@ MART_KEYS = {
         "status_counts_by_project",
         "job_clock",
         "status_transitions",
+        "job_steps",
         "duration_samples",
         "durations_in_progress",
         "job_durations",

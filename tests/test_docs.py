@@ -122,6 +122,7 @@ def test_the_docs_hold_examples_of_each_kind() -> None:
         "docs/decisions/0009-the-watch.md",
         "docs/decisions/0010-alerts.md",
         "docs/decisions/0011-partitions.md",
+        "docs/decisions/0012-marts-rebuild-what-changed.md",
         "docs/decisions/README.md",
         "docs/deploy.md",
         "docs/drs-api.md",

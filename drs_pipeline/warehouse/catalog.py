@@ -288,6 +288,28 @@ STATUS_TRANSITIONS = Table(
     ),
 )
 
+JOB_STEPS = Table(
+    "job_steps",
+    "Each job's stays in order, with when each began and ended, bounded by observations "
+    "(what the durations are measured from; docs/decisions/0008-duration-bounds.md).",
+    _mart(
+        _PROJECT,
+        _JOB,
+        _c("status", "VARCHAR", "The status of the stay."),
+        _c("step", "BIGINT", "The stay's place in the job's order, from 1."),
+        _c(
+            "began_after",
+            "TIMESTAMP WITH TIME ZONE",
+            "The stay began after this; NULL when its start is unknown (first seen already in it).",
+        ),
+        _c("began_by", "TIMESTAMP WITH TIME ZONE", "The stay had begun by this."),
+        _c("ended_after", "TIMESTAMP WITH TIME ZONE", "It ended after this; NULL while it lasts."),
+        _c("ended_by", "TIMESTAMP WITH TIME ZONE", "It had ended by this; NULL while it lasts."),
+        _c("created_at", "TIMESTAMP WITH TIME ZONE", "The job's created_at (drs.job_clock)."),
+        _c("first_seen_in", "TIMESTAMP WITH TIME ZONE", "The stay's first observation."),
+    ),
+)
+
 DURATION_SAMPLES = Table(
     "duration_samples",
     "Every measured duration (validation, time_to_commit, dwell:<STATUS>), with its bounds.",
@@ -390,20 +412,21 @@ JOBS_CHANGED_SINCE_MARTS = Table(
     "jobs_changed_since_marts",
     "Jobs whose history changed since the marts were last built (new, changed, back, gone, "
     "or their region or create_time corrected), added by every merge; the marts rebuild "
-    "only these jobs' drs.job_clock and drs.status_transitions rows, and empty it.",
+    "only these jobs' rows of the per-job marts (drs.job_clock, drs.status_transitions, "
+    "drs.job_steps), and empty it.",
     (_PROJECT, _JOB),
 )
 
 MARTS_BASIS = Table(
     "marts_basis",
     "The last build of the marts (one row): with another digest of their SQL or another "
-    "freshness, or without a row, the next build rebuilds every job's clock and transitions.",
+    "freshness, or without a row, the next build rebuilds the per-job marts for every job.",
     (
         _c("built_at", "TIMESTAMP WITH TIME ZONE", "When the marts were last built."),
         _c("sql_digest", "VARCHAR", "Digest of the marts' SQL that built them."),
         _c("freshness_s", "DOUBLE", "freshness_minutes, in seconds, that built them."),
         _c("rebuilt", "VARCHAR", "'every job' or 'changed jobs'."),
-        _c("jobs_rebuilt", "BIGINT", "Jobs whose clock and transitions were rebuilt."),
+        _c("jobs_rebuilt", "BIGINT", "Jobs whose rows of the per-job marts were rebuilt."),
     ),
 )
 
@@ -508,6 +531,7 @@ MARTS = (
     STATUS_COUNTS_BY_PROJECT,
     JOB_CLOCK,
     STATUS_TRANSITIONS,
+    JOB_STEPS,
     DURATION_SAMPLES,
     DURATIONS_IN_PROGRESS,
     JOB_DURATIONS,

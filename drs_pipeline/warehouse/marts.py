@@ -3,10 +3,11 @@
 Each mart is SQL in ``marts/*.sql``, all built in one transaction, so a reader
 sees the previous marts or the new ones, never a mix. Most are rebuilt whole:
 they are about the present (as_of, every job's last observation). The per-job
-ones (a query, not a CREATE: ``drs.job_clock``, ``drs.status_transitions``) are
-rebuilt only for the jobs whose history changed since the last build, which is
-exact: a job's rows depend on its own history and clock alone, and every merge
-names the jobs it changed (docs/decisions/0012-marts-rebuild-what-changed.md).
+ones (a query, not a CREATE: ``drs.job_clock``, ``drs.status_transitions``,
+``drs.job_steps``) are rebuilt only for the jobs whose history changed since the
+last build, which is exact: a job's rows depend on its own history and clock
+alone, and every merge names the jobs it changed
+(docs/decisions/0012-marts-rebuild-what-changed.md).
 """
 
 from __future__ import annotations
@@ -44,11 +45,6 @@ class Mart:
     statement: str
 
     @property
-    def temporary(self) -> bool:
-        """A TEMP view or table that later marts read, not a mart of its own."""
-        return bool(re.search(r"^CREATE (OR REPLACE )?TEMP", self.statement, re.MULTILINE))
-
-    @property
     def per_job(self) -> bool:
         """A query of the rows of the jobs of ``marts_scope``, each job's from its own
         history and clock alone: built here for every job or for the changed ones."""
@@ -81,8 +77,7 @@ def mart_statements() -> list[Mart]:
     ]
 
 
-# In order; each statement that is not temporary creates the table of the catalog
-# (warehouse.catalog) that it names.
+# In order; each statement makes the table of the catalog (warehouse.catalog) it names.
 MARTS = mart_statements()
 # What the per-job marts' rows were computed with, besides the history: the SQL, and
 # freshness (drs.marts_basis). Any other input they read is a job's own.
@@ -134,8 +129,6 @@ def build_marts(
                     # DuckDB refuses parameters a statement does not name.
                     used = {k: v for k, v in params.items() if f"${k}" in statement}
                     con.execute(statement, used).fetchall()
-                if mart.temporary:
-                    continue
                 # Table names come from our own SQL files, never from input.
                 sql = f"SELECT count(*) FROM drs.{mart.table}"  # noqa: S608
                 counts[mart.table] = int(con.execute(sql).fetchall()[0][0])

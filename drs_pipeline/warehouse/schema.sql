@@ -102,17 +102,18 @@ CREATE TABLE IF NOT EXISTS drs.alert_baselines (
 
 -- Jobs whose history changed since the marts were last built (every merge adds the
 -- jobs it made new, changed, brought back, marked gone, or whose region or
--- create_time it corrected): the marts rebuild only their clocks and transitions,
--- and empty this in the same transaction (warehouse/marts.py).
+-- create_time it corrected): the marts rebuild only their rows of the per-job marts
+-- (drs.job_clock, drs.status_transitions, drs.job_steps), and empty this in the same
+-- transaction (warehouse/marts.py).
 CREATE TABLE IF NOT EXISTS drs.jobs_changed_since_marts (
     project_id   VARCHAR NOT NULL,
     async_job_id VARCHAR NOT NULL
 );
 
--- The last build of the marts: what the rows of drs.job_clock and
--- drs.status_transitions of unchanged jobs were computed with. Another digest of
--- the marts' SQL or another freshness, or no row (a history the marts never built,
--- or an earlier version's), and the next build rebuilds them for every job.
+-- The last build of the marts: what the per-job marts' rows of unchanged jobs were
+-- computed with. Another digest of the marts' SQL or another freshness, or no row
+-- (a history the marts never built, or an earlier version's), and the next build
+-- rebuilds them for every job.
 CREATE TABLE IF NOT EXISTS drs.marts_basis (
     built_at     TIMESTAMPTZ NOT NULL,
     sql_digest   VARCHAR NOT NULL,

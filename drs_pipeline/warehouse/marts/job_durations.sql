@@ -13,11 +13,13 @@
 -- start in ASYNC_JOB_VALIDATING, after it and by the first observation if seen from
 -- its start further on in the lifecycle, and at an unknown time otherwise
 -- (began_after NULL). Jobs with one interval (most) need no ordering.
-CREATE OR REPLACE TEMP TABLE job_steps AS
+-- Per job, like status_transitions (warehouse/marts.py): a query for the jobs of
+-- marts_scope, from their transitions, clocks and current rows alone.
 WITH movers AS (
     -- As in status_transitions: the jobs with more than one interval.
     SELECT *
     FROM drs.status_transitions
+    SEMI JOIN marts_scope USING (project_id, async_job_id)
     SEMI JOIN (
         SELECT project_id, async_job_id FROM drs.async_jobs WHERE status_since <> first_seen_at
     ) USING (project_id, async_job_id)
@@ -41,6 +43,7 @@ steps AS (
         t.project_id, t.async_job_id, t.from_status, t.to_status, t.not_before, t.not_after,
         1 AS step, NULL::TIMESTAMPTZ AS ended_after, NULL::TIMESTAMPTZ AS ended_by
     FROM drs.status_transitions AS t
+    SEMI JOIN marts_scope USING (project_id, async_job_id)
     ANTI JOIN movers USING (project_id, async_job_id)
     UNION ALL
     FROM ordered
@@ -84,7 +87,7 @@ WITH measured AS (
                 ELSE epoch(began_after) END - epoch(created_at) AS low_s,
            CASE WHEN status = 'ASYNC_JOB_VALIDATING' THEN epoch(ended_by)
                 ELSE epoch(began_by) END - epoch(created_at) AS high_s
-    FROM job_steps
+    FROM drs.job_steps
     WHERE step = 1 AND began_after IS NOT NULL
       AND (status <> 'ASYNC_JOB_VALIDATING' OR ended_by IS NOT NULL)
     UNION ALL
@@ -93,7 +96,7 @@ WITH measured AS (
     SELECT s.project_id, s.async_job_id, 'time_to_commit',
            epoch(s.began_after) - epoch(s.created_at),
            epoch(s.began_by) - epoch(s.created_at)
-    FROM job_steps AS s
+    FROM drs.job_steps AS s
     WHERE s.status = 'COMMIT_SUCCESS'
     QUALIFY s.step = min(s.step) OVER (PARTITION BY s.project_id, s.async_job_id)
         AND s.began_after IS NOT NULL
@@ -102,7 +105,7 @@ WITH measured AS (
     SELECT project_id, async_job_id, 'dwell:' || status,
            epoch(ended_after) - epoch(began_by),
            epoch(ended_by) - epoch(began_after)
-    FROM job_steps
+    FROM drs.job_steps
     WHERE began_after IS NOT NULL AND ended_by IS NOT NULL
 )
 SELECT j.project_id, j.region, j.async_job_id, j.domain_name, j.user_name, m.metric,
@@ -120,14 +123,14 @@ CREATE OR REPLACE TABLE drs.durations_in_progress AS
 WITH left_commit AS (
     -- Jobs committed and then seen in another status (rare): not waiting for a commit.
     SELECT DISTINCT project_id, async_job_id
-    FROM job_steps
+    FROM drs.job_steps
     WHERE status = 'COMMIT_SUCCESS' AND ended_by IS NOT NULL
 ),
 current_steps AS (
     -- The last step has no end.
     SELECT s.*, j.region, j.domain_name, j.user_name, j.last_seen_at,
            k.async_job_id IS NOT NULL AS committed
-    FROM job_steps AS s
+    FROM drs.job_steps AS s
     JOIN drs.async_jobs AS j USING (project_id, async_job_id)
     LEFT JOIN left_commit AS k USING (project_id, async_job_id)
     WHERE s.ended_by IS NULL AND NOT j.is_gone

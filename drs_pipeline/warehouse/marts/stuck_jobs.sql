@@ -1,7 +1,7 @@
 -- Jobs present now, in a configured project, that have stayed in a status longer
 -- than its threshold (stuck_thresholds: status, threshold_s; from the configuration).
 -- Both ends are observations: stuck_for_s runs from the first observation of the
--- current stay (job_steps: an owner change does not restart it) to the job's last
+-- current stay (drs.job_steps: an owner change does not restart it) to the job's last
 -- observation, a lower bound that stops growing when nobody looks. age_s runs from
 -- create_time on our clock (drs.job_clock). as_of and stale are the project's
 -- (drs.project_status).
@@ -24,7 +24,7 @@ SELECT
     p.last_ok_sync_at AS as_of,
     p.stale
 FROM drs.async_jobs AS j
-JOIN job_steps AS s
+JOIN drs.job_steps AS s
     ON s.project_id = j.project_id AND s.async_job_id = j.async_job_id AND s.ended_by IS NULL
 JOIN drs.project_status AS p ON p.project_id = j.project_id
 JOIN stuck_thresholds AS t ON t.status = j.status
