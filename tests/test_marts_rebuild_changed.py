@@ -21,6 +21,7 @@ from drs_pipeline.simulator import WorldSettings
 from drs_pipeline.simulator.model import ANCHOR_2026, default_projects
 from drs_pipeline.warehouse import catalog
 from drs_pipeline.warehouse.marts import CHANGED_JOBS, EVERY_JOB, build_marts
+from drs_pipeline.warehouse.merge import SyncRunRow
 from drs_pipeline.warehouse.normalize import JOB_DTYPES
 from drs_pipeline.warehouse.store import Warehouse
 
@@ -96,9 +97,55 @@ def test_each_kind_of_change_rebuilds_the_same_marts(tmp_path: Path) -> None:
         assert_same_as_built_for_every_job(database, projects, as_of, tmp_path)
         assert query(database, "SELECT count(*) FROM drs.jobs_changed_since_marts") == [(0,)], n
     # The first build has no basis; later ones rebuild the jobs each merge changed:
-    # a1 changed, a2 gone, a3 and c1 new; a2 back, a3 changed (the stale b1 is not);
-    # a1's region and a3's create_time corrected, a2's owner changed.
-    assert changed == [(EVERY_JOB, 23), (CHANGED_JOBS, 4), (CHANGED_JOBS, 2), (CHANGED_JOBS, 3)]
+    # a1 changed, a2 gone, a3 and c1 new; a2 back, a3 changed, and b1: its stale
+    # observation changes nothing, but that run's row, started as early as b1's first
+    # observation, is one its clock reads; a1's region and a3's create_time corrected,
+    # a2's owner changed.
+    assert changed == [(EVERY_JOB, 23), (CHANGED_JOBS, 4), (CHANGED_JOBS, 3), (CHANGED_JOBS, 3)]
+
+
+def test_a_run_recorded_with_a_clock_stepped_back_notes_the_jobs_it_reaches(
+    tmp_path: Path,
+) -> None:
+    # A failed project's run row, started (by a clock stepped back) before jobs already
+    # first seen, with a measured offset: those jobs' clocks read it.
+    database = tmp_path / "history.duckdb"
+    scripted = rounds()
+    projects = sorted({s.run.project_id for batch in scripted for s in batch})
+    for batch in scripted:
+        with Warehouse(database) as warehouse:
+            warehouse.apply_project_syncs(batch)
+    as_of = T0 + timedelta(hours=1)
+    build(database, projects, as_of)
+    a = "a" * 32
+    back = T0 + timedelta(minutes=4)  # before the second sync's first observations
+    late = SyncRunRow("s-late", a, back, back, "failed", "boom", 0, 0, None)
+    with Warehouse(database) as warehouse:
+        warehouse.record_run(replace(late, server_clock_offset_s=40.0))
+    # a3 (first seen at minute 5) is noted; a1 and a2 (minute 0) are not reached.
+    noted = query(database, "SELECT async_job_id FROM drs.jobs_changed_since_marts ORDER BY 1")
+    assert noted == [("a3",)]
+    build(database, projects, as_of)
+    assert last_build(database) == (CHANGED_JOBS, 1)
+    assert_same_as_built_for_every_job(database, projects, as_of, tmp_path)
+
+
+def test_jobs_added_by_a_writer_that_notes_nothing_rebuild_every_job(tmp_path: Path) -> None:
+    # As an older version of this code would leave the history: a merge, no notes.
+    database = tmp_path / "history.duckdb"
+    first, *later = rounds()
+    projects = sorted({s.run.project_id for batch in [first, *later] for s in batch})
+    with Warehouse(database) as warehouse:
+        warehouse.apply_project_syncs(first)
+    build(database, projects, T0 + timedelta(minutes=1))
+    for batch in later:
+        with Warehouse(database) as warehouse:
+            warehouse.apply_project_syncs(batch)
+            warehouse.connection.execute("DELETE FROM drs.jobs_changed_since_marts")
+    as_of = T0 + timedelta(hours=1)
+    build(database, projects, as_of)
+    assert last_build(database) == (EVERY_JOB, 5)
+    assert_same_as_built_for_every_job(database, projects, as_of, tmp_path)
 
 
 def test_another_freshness_rebuilds_every_job(tmp_path: Path) -> None:

@@ -27,7 +27,14 @@ def sync(sync_id: str, jobs: dict[str, str], at: datetime) -> ProjectSync:
 
 def test_the_declared_steps_are_the_sql_files_statements_in_their_order() -> None:
     merge_sql = [name for name, _ in named_statements(read_sql("merge.sql"))]
-    declared = ["stage", "work", *(step.name for step in merge.MERGE_STEPS), "counts"]
+    # note_jobs_reading_runs: run by insert_runs, after the run rows.
+    declared = [
+        "stage",
+        "work",
+        *(step.name for step in merge.MERGE_STEPS),
+        "note_jobs_reading_runs",
+        "counts",
+    ]
     assert declared == merge_sql
     checks_sql = [name for name, _ in named_statements(read_sql("merge_checks.sql"))]
     assert [step.name for step in merge.COPY_STEPS] + ["new_job_twice"] == checks_sql

@@ -13,8 +13,9 @@ alone, and every merge names the jobs it changed
 from __future__ import annotations
 
 import hashlib
-import re
+import logging
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +36,8 @@ MART_FILES = (
 )
 
 
+log = logging.getLogger(__name__)
+
 # How a per-job query keeps to the jobs of the build: written so in its SQL.
 SCOPE_JOIN = "SEMI JOIN marts_scope USING (project_id, async_job_id)"
 
@@ -46,9 +49,10 @@ class Mart:
 
     @property
     def per_job(self) -> bool:
-        """A query of the rows of the jobs of ``marts_scope``, each job's from its own
-        history and clock alone: built here for every job or for the changed ones."""
-        return not re.search(r"^CREATE ", self.statement, re.MULTILINE)
+        """A query of the rows of the jobs of ``marts_scope`` (it joins it), each job's
+        from its own history and clock alone: built here for every job or for the
+        changed ones. Any other statement makes its table itself."""
+        return SCOPE_JOIN in self.statement
 
     def statements(self, *, every_job: bool) -> list[str]:
         """What builds the mart: for a per-job mart, a new table of every job's rows,
@@ -81,7 +85,14 @@ def mart_statements() -> list[Mart]:
 MARTS = mart_statements()
 # What the per-job marts' rows were computed with, besides the history: the SQL, and
 # freshness (drs.marts_basis). Any other input they read is a job's own.
-SQL_DIGEST = hashlib.sha256("\n".join(m.statement for m in MARTS).encode()).hexdigest()[:16]
+SQL_DIGEST = hashlib.sha256(
+    "\n".join(
+        statement
+        for mart in MARTS
+        for every_job in (True, False)
+        for statement in mart.statements(every_job=every_job)
+    ).encode()
+).hexdigest()[:16]
 # Above this share of the jobs changed, building every job's rows costs less than
 # replacing the changed ones' (a cold sync changes all of them); both are exact.
 REBUILD_ALL_ABOVE = 0.25
@@ -132,6 +143,10 @@ def build_marts(
                 # Table names come from our own SQL files, never from input.
                 sql = f"SELECT count(*) FROM drs.{mart.table}"  # noqa: S608
                 counts[mart.table] = int(con.execute(sql).fetchall()[0][0])
+                if mart.table == "job_clock" and rebuilt == CHANGED_JOBS:
+                    rebuilt, jobs = _every_job_if_clocks_missing(
+                        con, mart, counts[mart.table], jobs, params
+                    )
             con.execute("DELETE FROM drs.jobs_changed_since_marts")
             con.execute("DELETE FROM drs.marts_basis")
             con.execute(
@@ -140,7 +155,8 @@ def build_marts(
             )
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            with suppress(duckdb.TransactionException):  # a failed COMMIT ended it already
+                con.execute("ROLLBACK")
             raise
     return counts
 
@@ -157,7 +173,12 @@ def _scope(con: duckdb.DuckDBPyConnection, *, freshness_s: float) -> tuple[str, 
         "AND schema_name = 'drs' AND list_contains(?, table_name)",
         [per_job],
     ).fetchall()[0][0]
-    noted = int(con.execute("SELECT count(*) FROM drs.jobs_changed_since_marts").fetchall()[0][0])
+    noted = int(
+        con.execute(
+            "SELECT count(*) FROM "
+            "(SELECT DISTINCT project_id, async_job_id FROM drs.jobs_changed_since_marts)"
+        ).fetchall()[0][0]
+    )
     total = int(con.execute("SELECT count(*) FROM drs.async_jobs").fetchall()[0][0])
     same_basis = basis == [(SQL_DIGEST, freshness_s)] and built == len(per_job)
     if same_basis and noted <= REBUILD_ALL_ABOVE * total:
@@ -167,4 +188,29 @@ def _scope(con: duckdb.DuckDBPyConnection, *, freshness_s: float) -> tuple[str, 
         )
         return CHANGED_JOBS, int(con.execute("SELECT count(*) FROM marts_scope").fetchall()[0][0])
     # Every job: the per-job queries leave out their join with marts_scope.
+    return EVERY_JOB, total
+
+
+def _every_job_if_clocks_missing(
+    con: duckdb.DuckDBPyConnection,
+    job_clock: Mart,
+    clocks: int,
+    jobs: int,
+    params: Mapping[str, object],
+) -> tuple[str, int]:
+    """After the changed jobs' clocks: one clock per job, else a writer that noted
+    nothing wrote the history (an older version of this code, on the same file). Then
+    the clocks are made again for every job, and so are the per-job marts after them."""
+    total = int(con.execute("SELECT count(*) FROM drs.async_jobs").fetchall()[0][0])
+    if clocks == total:
+        return CHANGED_JOBS, jobs
+    log.warning(
+        "marts: %d job clocks for %d jobs: something that notes no change wrote the "
+        "history; building the per-job marts for every job",
+        clocks,
+        total,
+    )
+    for statement in job_clock.statements(every_job=True):
+        used = {k: v for k, v in params.items() if f"${k}" in statement}
+        con.execute(statement, used).fetchall()
     return EVERY_JOB, total

@@ -219,7 +219,7 @@ def apply_syncs(
                 for sync in syncs
             ]
             if record_runs:
-                insert_runs(con, recorded)
+                insert_runs(con, recorded, added_by_merge=True)
             con.execute("COMMIT")
         except BaseException:
             # A COMMIT that failed (disk full, file too large) has already ended
@@ -234,9 +234,24 @@ def apply_syncs(
     return recorded
 
 
-def insert_runs(con: duckdb.DuckDBPyConnection, runs: Sequence[SyncRunRow]) -> None:
+# The jobs note_jobs_reading_runs leaves out: those the merge in progress added.
+ADDED_BY_MERGE = (
+    "CREATE OR REPLACE TEMP VIEW added_by_merge AS "
+    "SELECT project_id, async_job_id FROM merge_stage WHERE is_new"
+)
+ADDED_BY_NOTHING = (
+    "CREATE OR REPLACE TEMP VIEW added_by_merge AS "
+    "SELECT NULL::VARCHAR AS project_id, NULL::VARCHAR AS async_job_id LIMIT 0"
+)
+
+
+def insert_runs(
+    con: duckdb.DuckDBPyConnection, runs: Sequence[SyncRunRow], *, added_by_merge: bool = False
+) -> None:
     """Rows of ``drs.sync_runs``, in one statement for the whole batch rather than one
-    per run, which costs more (docs/decisions/0003-merge-design.md)."""
+    per run, which costs more (docs/decisions/0003-merge-design.md); and the jobs whose
+    clock they may change noted for the marts (merge.sql, note_jobs_reading_runs).
+    ``added_by_merge``: in apply_syncs' transaction, whose new jobs are noted already."""
     columns = [field.name for field in fields(SyncRunRow)]
     row = "(" + ", ".join("?" * len(columns)) + ")"
     con.execute(
@@ -244,6 +259,19 @@ def insert_runs(con: duckdb.DuckDBPyConnection, runs: Sequence[SyncRunRow]) -> N
         f"VALUES {', '.join([row] * len(runs))}",
         [getattr(run, column) for run in runs for column in columns],
     )
+    recorded = pd.DataFrame(
+        {
+            "project_id": pd.Series([run.project_id for run in runs], dtype="str"),
+            "started_at": pd.Series([run.started_at for run in runs], dtype=GONE_AT_DTYPE),
+            "finished_at": pd.Series([run.finished_at for run in runs], dtype=GONE_AT_DTYPE),
+        }
+    )
+    con.register("recorded_runs", recorded)
+    try:
+        con.execute(ADDED_BY_MERGE if added_by_merge else ADDED_BY_NOTHING)
+        con.execute(MERGE_SQL["note_jobs_reading_runs"]).fetchall()
+    finally:
+        con.unregister("recorded_runs")
 
 
 def _merge(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, MergeCounts], Work]:

@@ -191,6 +191,22 @@ WHERE NOT is_stale AND (is_new OR is_changed OR was_gone OR details_changed)
 UNION ALL
 SELECT project_id, async_job_id FROM merge_gone;
 
+-- name: note_jobs_reading_runs
+-- Run by insert_runs (warehouse/merge.py) after it records run rows: the jobs whose
+-- clock a new drs.sync_runs row may change (marts/status_transitions.sql, job_clock
+-- reads the project's runs started by a job's first observation, and its ok runs
+-- finished before it), that is the project's jobs first seen at or after the row's
+-- start or finish, less those this merge added (noted already). With a clock that
+-- only moves forward there are none; a clock stepped back (NTP, a resumed VM) makes
+-- some.
+INSERT INTO drs.jobs_changed_since_marts
+SELECT j.project_id, j.async_job_id
+FROM drs.async_jobs AS j
+JOIN recorded_runs AS r
+    ON r.project_id = j.project_id AND j.first_seen_at >= least(r.started_at, r.finished_at)
+ANTI JOIN added_by_merge AS a
+    ON a.project_id = j.project_id AND a.async_job_id = j.async_job_id;
+
 -- name: counts
 -- One row per project of the batch.
 SELECT

@@ -13,7 +13,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
@@ -243,8 +243,17 @@ class Warehouse:
         return merge.apply_syncs(self._connection, syncs)
 
     def record_run(self, run: SyncRunRow) -> None:
-        """Record a run that wrote nothing else (a failed project)."""
-        merge.insert_runs(self._connection, [run])
+        """Record a run that wrote nothing else (a failed project), with the jobs whose
+        clock it may change noted for the marts, in one transaction."""
+        con = self._connection
+        con.execute("BEGIN TRANSACTION")
+        try:
+            merge.insert_runs(con, [run])
+            con.execute("COMMIT")
+        except BaseException:
+            with suppress(duckdb.TransactionException):  # a failed COMMIT ended it already
+                con.execute("ROLLBACK")
+            raise
 
 
 @contextmanager
