@@ -3,10 +3,10 @@
 Each mart is SQL in ``marts/*.sql``, all built in one transaction, so a reader
 sees the previous marts or the new ones, never a mix. Most are rebuilt whole:
 they are about the present (as_of, every job's last observation). The per-job
-ones (a query, not a CREATE: ``drs.job_clock``, ``drs.status_transitions``,
-``drs.job_steps``) are rebuilt only for the jobs whose history changed since the
-last build, which is exact: a job's rows depend on its own history and clock
-alone, and every merge names the jobs it changed
+ones (queries that join ``marts_scope``: ``drs.job_clock``,
+``drs.status_transitions``, ``drs.job_steps``) are rebuilt only for the jobs
+whose history changed since the last build, which is exact: a job's rows depend
+on its own history and clock alone, and every merge names the jobs it changed
 (docs/decisions/0012-marts-rebuild-what-changed.md).
 """
 
@@ -23,6 +23,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from drs_pipeline.warehouse.catalog import JOB_CLOCK
 from drs_pipeline.warehouse.sql import named_statements, read_sql
 from drs_pipeline.warehouse.store import connect, ensure_schema
 
@@ -136,17 +137,14 @@ def build_marts(
         try:
             rebuilt, jobs = _scope(con, freshness_s=freshness_minutes * 60)
             for mart in MARTS:
-                for statement in mart.statements(every_job=rebuilt == EVERY_JOB):
-                    # DuckDB refuses parameters a statement does not name.
-                    used = {k: v for k, v in params.items() if f"${k}" in statement}
-                    con.execute(statement, used).fetchall()
+                _run(con, mart.statements(every_job=rebuilt == EVERY_JOB), params)
+                clocks_only_changed = mart.table == JOB_CLOCK.name and rebuilt == CHANGED_JOBS
+                if clocks_only_changed and _clocks_missing(con):  # trust no row: every job
+                    rebuilt, jobs = EVERY_JOB, _count(con, "SELECT count(*) FROM drs.async_jobs")
+                    _run(con, mart.statements(every_job=True), params)
                 # Table names come from our own SQL files, never from input.
                 sql = f"SELECT count(*) FROM drs.{mart.table}"  # noqa: S608
-                counts[mart.table] = int(con.execute(sql).fetchall()[0][0])
-                if mart.table == "job_clock" and rebuilt == CHANGED_JOBS:
-                    rebuilt, jobs = _every_job_if_clocks_missing(
-                        con, mart, counts[mart.table], jobs, params
-                    )
+                counts[mart.table] = _count(con, sql)
             con.execute("DELETE FROM drs.jobs_changed_since_marts")
             con.execute("DELETE FROM drs.marts_basis")
             con.execute(
@@ -173,44 +171,46 @@ def _scope(con: duckdb.DuckDBPyConnection, *, freshness_s: float) -> tuple[str, 
         "AND schema_name = 'drs' AND list_contains(?, table_name)",
         [per_job],
     ).fetchall()[0][0]
-    noted = int(
-        con.execute(
-            "SELECT count(*) FROM "
-            "(SELECT DISTINCT project_id, async_job_id FROM drs.jobs_changed_since_marts)"
-        ).fetchall()[0][0]
+    noted = _count(
+        con,
+        "SELECT count(*) FROM "
+        "(SELECT DISTINCT project_id, async_job_id FROM drs.jobs_changed_since_marts)",
     )
-    total = int(con.execute("SELECT count(*) FROM drs.async_jobs").fetchall()[0][0])
+    total = _count(con, "SELECT count(*) FROM drs.async_jobs")
     same_basis = basis == [(SQL_DIGEST, freshness_s)] and built == len(per_job)
     if same_basis and noted <= REBUILD_ALL_ABOVE * total:
         con.execute(
             "CREATE OR REPLACE TEMP TABLE marts_scope AS "
             "SELECT DISTINCT project_id, async_job_id FROM drs.jobs_changed_since_marts"
         )
-        return CHANGED_JOBS, int(con.execute("SELECT count(*) FROM marts_scope").fetchall()[0][0])
+        return CHANGED_JOBS, _count(con, "SELECT count(*) FROM marts_scope")
     # Every job: the per-job queries leave out their join with marts_scope.
     return EVERY_JOB, total
 
 
-def _every_job_if_clocks_missing(
-    con: duckdb.DuckDBPyConnection,
-    job_clock: Mart,
-    clocks: int,
-    jobs: int,
-    params: Mapping[str, object],
-) -> tuple[str, int]:
-    """After the changed jobs' clocks: one clock per job, else a writer that noted
-    nothing wrote the history (an older version of this code, on the same file). Then
-    the clocks are made again for every job, and so are the per-job marts after them."""
-    total = int(con.execute("SELECT count(*) FROM drs.async_jobs").fetchall()[0][0])
-    if clocks == total:
-        return CHANGED_JOBS, jobs
-    log.warning(
-        "marts: %d job clocks for %d jobs: something that notes no change wrote the "
-        "history; building the per-job marts for every job",
-        clocks,
-        total,
+def _clocks_missing(con: duckdb.DuckDBPyConnection) -> bool:
+    """After the changed jobs' clocks, whether some job has none: it was added by a
+    writer that notes nothing (an older version of this code, on the same file)."""
+    missing = _count(con, "SELECT count(*) FROM drs.async_jobs") - _count(
+        con, "SELECT count(*) FROM drs.job_clock"
     )
-    for statement in job_clock.statements(every_job=True):
+    if missing:
+        log.warning(
+            "marts: %d jobs without a clock were not noted as changed: building the "
+            "per-job marts for every job",
+            missing,
+        )
+    return missing > 0
+
+
+def _run(
+    con: duckdb.DuckDBPyConnection, statements: list[str], params: Mapping[str, object]
+) -> None:
+    for statement in statements:
+        # DuckDB refuses parameters a statement does not name.
         used = {k: v for k, v in params.items() if f"${k}" in statement}
         con.execute(statement, used).fetchall()
-    return EVERY_JOB, total
+
+
+def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    return int(con.execute(sql).fetchall()[0][0])
