@@ -43,7 +43,7 @@ def test_the_declared_steps_are_the_sql_files_statements_in_their_order() -> Non
 
 
 def test_each_step_runs_for_its_kind_of_work() -> None:
-    nothing = Work(*[False] * 7)
+    nothing = Work(*[False] * 8)
     skipped = {step.name for step in merge.MERGE_STEPS if not step.runs_if(nothing)}
     assert skipped == {
         "close_changed_intervals",
@@ -55,10 +55,11 @@ def test_each_step_runs_for_its_kind_of_work() -> None:
         "update_seen_details",
         "close_gone_intervals",
         "mark_gone",
+        "note_changes_for_marts",
     }
     assert not any(step.runs_if(nothing) for step in merge.COPY_STEPS)
     assert [step.name for step in merge.CHECK_STEPS if step.runs_if(nothing)] == ["new_job_twice"]
-    gone = replace(nothing, gone=True)
+    gone = replace(nothing, gone=True, marts_built=True)
     assert gone.touched and replace(nothing, changed_or_back=True).touched
     assert not replace(nothing, seen_again=True, changed=False).touched
     assert [step.name for step in merge.MERGE_STEPS if step.runs_if(gone)] == [

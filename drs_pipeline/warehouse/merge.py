@@ -84,6 +84,7 @@ class Work:
     came_back: bool
     details_changed: bool
     gone: bool
+    marts_built: bool
 
     @property
     def touched(self) -> bool:
@@ -137,7 +138,7 @@ MERGE_STEPS: tuple[Step, ...] = (
     _merge_step("stage_gone"),
     _merge_step("close_gone_intervals", lambda work: work.gone),
     _merge_step("mark_gone", lambda work: work.gone),
-    _merge_step("note_changes_for_marts"),
+    _merge_step("note_changes_for_marts", lambda work: work.marts_built),
 )
 
 # Last, always: one row of counts per project of the batch.
@@ -259,6 +260,8 @@ def insert_runs(
         f"VALUES {', '.join([row] * len(runs))}",
         [getattr(run, column) for run in runs for column in columns],
     )
+    if not _marts_built(con):
+        return  # the next build makes every job's rows
     recorded = pd.DataFrame(
         {
             "project_id": pd.Series([run.project_id for run in runs], dtype="str"),
@@ -266,12 +269,17 @@ def insert_runs(
             "finished_at": pd.Series([run.finished_at for run in runs], dtype=GONE_AT_DTYPE),
         }
     )
+    earliest = min(min(run.started_at, run.finished_at) for run in runs)
     con.register("recorded_runs", recorded)
     try:
         con.execute(ADDED_BY_MERGE if added_by_merge else ADDED_BY_NOTHING)
-        con.execute(MERGE_SQL["note_jobs_reading_runs"]).fetchall()
+        con.execute(MERGE_SQL["note_jobs_reading_runs"], {"earliest": earliest}).fetchall()
     finally:
         con.unregister("recorded_runs")
+
+
+def _marts_built(con: duckdb.DuckDBPyConnection) -> bool:
+    return bool(con.execute("SELECT count(*) > 0 FROM drs.marts_basis").fetchall()[0][0])
 
 
 def _merge(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, MergeCounts], Work]:

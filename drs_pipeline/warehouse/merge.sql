@@ -51,7 +51,10 @@ SELECT
     coalesce(bool_or(NOT is_stale AND owner_changed), false) AS owner_changed,
     coalesce(bool_or(NOT is_stale AND was_gone), false) AS came_back,
     coalesce(bool_or(NOT is_stale AND details_changed), false) AS details_changed,
-    (SELECT count(*) > 0 FROM confirmed_gone) AS gone
+    (SELECT count(*) > 0 FROM confirmed_gone) AS gone,
+    -- No marts built yet (a new history): the next build makes every job's rows, so
+    -- nothing needs noting for it.
+    (SELECT count(*) > 0 FROM drs.marts_basis) AS marts_built
 FROM merge_stage;
 
 -- name: close_changed_intervals
@@ -199,13 +202,16 @@ SELECT project_id, async_job_id FROM merge_gone;
 -- start or finish, less those this merge added (noted already). With a clock that
 -- only moves forward there are none; a clock stepped back (NTP, a resumed VM) makes
 -- some.
+-- $earliest, the earliest start or finish of those rows, lets DuckDB skip the row
+-- groups of jobs first seen before it (first_seen_at grows with the rows).
 INSERT INTO drs.jobs_changed_since_marts
 SELECT j.project_id, j.async_job_id
 FROM drs.async_jobs AS j
 JOIN recorded_runs AS r
     ON r.project_id = j.project_id AND j.first_seen_at >= least(r.started_at, r.finished_at)
 ANTI JOIN added_by_merge AS a
-    ON a.project_id = j.project_id AND a.async_job_id = j.async_job_id;
+    ON a.project_id = j.project_id AND a.async_job_id = j.async_job_id
+WHERE j.first_seen_at >= $earliest;
 
 -- name: counts
 -- One row per project of the batch.
