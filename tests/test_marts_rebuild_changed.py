@@ -104,19 +104,29 @@ def test_each_kind_of_change_rebuilds_the_same_marts(tmp_path: Path) -> None:
     assert changed == [(EVERY_JOB, 23), (CHANGED_JOBS, 4), (CHANGED_JOBS, 3), (CHANGED_JOBS, 3)]
 
 
+AN_HOUR_LATER = T0 + timedelta(hours=1)
+
+
+def merged_and_built(tmp_path: Path) -> tuple[Path, list[str]]:
+    """helpers.rounds() merged, then the marts built an hour later; the database and
+    its projects."""
+    database = tmp_path / "history.duckdb"
+    scripted = rounds()
+    for batch in scripted:
+        with Warehouse(database) as warehouse:
+            warehouse.apply_project_syncs(batch)
+    projects = sorted({s.run.project_id for batch in scripted for s in batch})
+    build(database, projects, AN_HOUR_LATER)
+    return database, projects
+
+
 def test_a_run_recorded_with_a_clock_stepped_back_notes_the_jobs_it_reaches(
     tmp_path: Path,
 ) -> None:
     # A failed project's run row, started (by a clock stepped back) before jobs already
     # first seen, with a measured offset: those jobs' clocks read it.
-    database = tmp_path / "history.duckdb"
-    scripted = rounds()
-    projects = sorted({s.run.project_id for batch in scripted for s in batch})
-    for batch in scripted:
-        with Warehouse(database) as warehouse:
-            warehouse.apply_project_syncs(batch)
-    as_of = T0 + timedelta(hours=1)
-    build(database, projects, as_of)
+    database, projects = merged_and_built(tmp_path)
+    as_of = AN_HOUR_LATER
     a = "a" * 32
     back = T0 + timedelta(minutes=4)  # before the second sync's first observations
     late = SyncRunRow("s-late", a, back, back, "failed", "boom", 0, 0, None)
@@ -149,14 +159,8 @@ def test_jobs_added_by_a_writer_that_notes_nothing_rebuild_every_job(tmp_path: P
 
 
 def test_another_freshness_rebuilds_every_job(tmp_path: Path) -> None:
-    database = tmp_path / "history.duckdb"
-    scripted = rounds()
-    projects = sorted({s.run.project_id for batch in scripted for s in batch})
-    for batch in scripted:
-        with Warehouse(database) as warehouse:
-            warehouse.apply_project_syncs(batch)
-    as_of = T0 + timedelta(hours=1)
-    build(database, projects, as_of)
+    database, projects = merged_and_built(tmp_path)
+    as_of = AN_HOUR_LATER
     build(database, projects, as_of)
     assert last_build(database) == (CHANGED_JOBS, 0)
     # seen_from_start depends on freshness: every job's clock is computed again.
