@@ -224,20 +224,12 @@ def scheduled(scale: Scale, work: Path, log: Log) -> list[Row]:
 def _scheduled_runs(
     work: Path, config: str, home: Path, token: str, *, cold: bool
 ) -> Callable[[], Result]:
-    """One run per call: a cold one into an empty database, the other into a copy of
-    what the first cold run left, at the same moment of the world."""
-    runs = itertools.count()
-
-    def run() -> Result:
-        database = work / f"scheduled-{'cold' if cold else 'again'}-{next(runs)}.duckdb"
-        _remove_database(database)
-        if not cold:
-            shutil.copyfile(work / "scheduled-cold-0.duckdb", database)
-        return in_fresh_process(
-            scheduled_run_once, config, str(database), str(home), TOKEN_ENV_NAME, token
-        )
-
-    return run
+    """One run per call, into the next of ``_databases``: at the same moment of the
+    world, the second run finds nothing changed."""
+    databases = _databases(work, "scheduled-", cold=cold)
+    return lambda: in_fresh_process(
+        scheduled_run_once, config, str(databases()), str(home), TOKEN_ENV_NAME, token
+    )
 
 
 def _steps_line(measured: Result) -> str:
@@ -347,18 +339,26 @@ def _sync_row(name: str, synced: Result, bound: Result, *, cold: bool) -> Row:
 
 
 def _sync_runs(work: Path, config: str, token: str, *, cold: bool) -> Callable[[], Result]:
-    """One sync per call: a cold one into an empty database, a warm one into a copy of
-    what the first cold sync left, so that every warm run sees the same changes."""
+    """One sync per call, into the next of ``_databases``: every warm run sees the same
+    changes."""
+    databases = _databases(work, "", cold=cold)
+    return lambda: in_fresh_process(sync_once, config, str(databases()), token)
+
+
+def _databases(work: Path, prefix: str, *, cold: bool) -> Callable[[], Path]:
+    """A database for each measured run: empty when ``cold``, else a copy of what the
+    first cold run left (``{prefix}cold-0.duckdb``); whatever an earlier benchmark left
+    in the same --work-dir is removed first."""
     runs = itertools.count()
 
-    def sync() -> Result:
-        database = work / f"{'cold' if cold else 'warm'}-{next(runs)}.duckdb"
-        _remove_database(database)  # left by an earlier benchmark in the same --work-dir
+    def database() -> Path:
+        path = work / f"{prefix}{'cold' if cold else 'warm'}-{next(runs)}.duckdb"
+        _remove_database(path)
         if not cold:
-            shutil.copyfile(work / "cold-0.duckdb", database)
-        return in_fresh_process(sync_once, config, str(database), token)
+            shutil.copyfile(work / f"{prefix}cold-0.duckdb", path)
+        return path
 
-    return sync
+    return database
 
 
 def _remove_database(database: Path) -> None:
