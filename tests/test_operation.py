@@ -65,6 +65,17 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+def start_daemon(env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
+    """``dagster-daemon`` on the repository's workspace, as `make dev` runs it."""
+    return subprocess.Popen(
+        [str(BIN / "dagster-daemon"), "run", "-w", str(REPO / "workspace.yaml")],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def jobs_stored(database: Path) -> int:
     """Rows in drs.async_jobs, or -1 while the file is missing or being written."""
     try:
@@ -91,13 +102,7 @@ def test_daemon_runs_the_schedule_and_the_history_grows(
         DRS_AUTH_TOKEN=simulator.token,
         DRS_DUCKDB_PATH=str(database),
     )
-    daemon = subprocess.Popen(
-        [str(BIN / "dagster-daemon"), "run", "-w", str(REPO / "workspace.yaml")],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    daemon = start_daemon(env, tmp_path)
     try:
         deadline = time.monotonic() + 180  # one cron tick, a run worker, a sync
         while time.monotonic() < deadline and jobs_stored(database) < 5:
@@ -378,13 +383,7 @@ def test_the_daemon_judges_the_history_stale_when_no_run_comes_and_the_ui_shows_
         [str(BIN / "drs-pipeline"), "sync"], env=env, cwd=tmp_path, capture_output=True, text=True
     )
     assert synced.returncode == 1, synced.stderr
-    daemon = subprocess.Popen(
-        [str(BIN / "dagster-daemon"), "run", "-w", str(REPO / "workspace.yaml")],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    daemon = start_daemon(env, tmp_path)
     try:
         with serving(env, tmp_path) as url:
             wait_for_freshness(url, "HEALTHY", started + 55)
